@@ -1,0 +1,48 @@
+"""Paidan (派单): the application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from app.config import load_config
+from app.extensions import api, db, login_manager, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: defaults, then PAIDAN_* environment, then ``config`` (tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(load_config(app.instance_path, config))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # SpiffWorkflow logs every task state change at INFO.
+    logging.getLogger("spiff").setLevel(logging.WARNING)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"))
+    login_manager.init_app(app)
+    api.init_app(app)
+
+    from app import models  # noqa: F401 - every table registered before migrations look
+    from app.api import install_error_handlers
+    from app.cli import register_cli
+    from app.inbox.api import blp as tasks_blp
+    from app.rules.helpers import register_builtin_helpers
+    from app.tickets.api import blp as tickets_blp
+    from app.views import bp as pages_bp
+    from app.workflows.api import definitions_blp, instances_blp
+
+    register_builtin_helpers()
+    from app.auth.helpers import register_auth_helpers
+
+    register_auth_helpers()
+    for blueprint in (tickets_blp, tasks_blp, definitions_blp, instances_blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(pages_bp)
+    install_error_handlers(app)
+    register_cli(app)
+    return app

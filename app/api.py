@@ -1,0 +1,129 @@
+"""The REST API's shared parts: problem+json errors and pagination arguments."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from flask_smorest import Api
+from marshmallow import Schema, fields, validate
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
+
+from app.errors import PaidanError
+
+log = logging.getLogger(__name__)
+
+# Werkzeug's English titles with the Chinese that goes in front of them.
+_HTTP_ZH = {
+    400: "请求格式不正确",
+    401: "请先登录",
+    403: "没有权限",
+    404: "找不到该地址",
+    405: "该地址不支持此方法",
+    409: "与当前状态冲突",
+    413: "上传内容过大",
+    415: "不支持的内容类型",
+    422: "请求内容有误",
+    500: "服务器内部错误",
+}
+
+
+def problem(status: int, title: str, zh: str, en: str, errors=None, headers=None):
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": f"{zh} / {en}",
+        "detail_zh": zh,
+        "detail_en": en,
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    response.headers.update(headers or {})
+    return response
+
+
+def http_problem(error: HTTPException):
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    headers = dict(error.get_headers())
+    headers.pop("Content-Type", None)
+    zh = _HTTP_ZH.get(error.code, error.name)
+    en = error.description or error.name
+    if errors:
+        fields_named = ", ".join(_field_names(errors))
+        zh, en = f"请求字段有误：{fields_named}", f"invalid request fields: {fields_named}"
+    return problem(error.code or 500, error.name, zh, en, errors, headers)
+
+
+def _field_names(errors) -> list[str]:
+    names = []
+    for location, entries in errors.items() if isinstance(errors, dict) else []:
+        if isinstance(entries, dict) and location in {"json", "query", "form", "files", "headers"}:
+            names.extend(map(str, entries))
+        else:
+            names.append(str(location))
+    return names
+
+
+class PaidanApi(Api):
+    """flask-smorest Api whose errors are application/problem+json."""
+
+    def handle_http_exception(self, error):
+        return http_problem(error)
+
+
+def _rollback() -> None:
+    from app.extensions import db  # the extensions module imports this one
+
+    db.session.rollback()
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(PaidanError)
+    def paidan_error(error: PaidanError):
+        _rollback()
+        body = error.to_problem()
+        return problem(error.status, error.title, error.zh, error.en, body.get("errors"))
+
+    @app.errorhandler(StaleDataError)
+    def stale(_error):
+        _rollback()
+        return problem(
+            409,
+            "Conflict",
+            "该流程刚被他人更新，请刷新后重试",
+            "the process was changed by someone else at the same time; reload and try again",
+        )
+
+    @app.errorhandler(IntegrityError)
+    def integrity(error):
+        _rollback()
+        log.warning("integrity error: %s", error.orig)
+        return problem(
+            409,
+            "Conflict",
+            "数据与已有记录冲突，请刷新后重试",
+            "the data conflicts with a stored record; reload and try again",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return http_problem(error)
+
+
+class PageArgs(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
+
+
+def paginate(db_session, query, page: int, per_page: int) -> dict:
+    total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    items = list(db_session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
+    return {"items": items, "total": total, "page": page, "per_page": per_page}

@@ -1,0 +1,59 @@
+"""Configuration: defaults, then PAIDAN_* environment variables, then a dict from tests."""
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# name -> (default, parser). Every key can be set as PAIDAN_<NAME> in the environment.
+SETTINGS: dict[str, tuple[object, object]] = {
+    "SECRET_KEY": ("dev-only-change-me", str),
+    "DATABASE_URL": ("", str),
+    "PROCESSES_DIR": (str(PROJECT_ROOT / "processes"), str),
+    # The embedded scheduler runs timers inside `flask serve`; production runs `flask worker`.
+    "TIMER_INTERVAL_SECONDS": (5.0, float),
+    "TIMER_BATCH_SIZE": (100, int),
+    "TIMER_RETRY_SECONDS": (300, int),
+    "MAX_UPLOAD_BYTES": (5 * 1024 * 1024, int),
+    "PASSWORD_HASH_METHOD": ("scrypt", str),
+    "SQL_ECHO": (False, _bool),
+}
+
+
+def load_config(instance_path: str, overrides: dict | None = None) -> dict:
+    """Build the Flask config dict from defaults, PAIDAN_* variables and overrides."""
+    config: dict[str, object] = {}
+    for name, (default, parse) in SETTINGS.items():
+        raw = os.environ.get(f"PAIDAN_{name}")
+        config[name] = parse(raw) if raw is not None else default
+    config.update(overrides or {})
+
+    url = config["DATABASE_URL"] or f"sqlite:///{Path(instance_path) / 'paidan.sqlite3'}"
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    config["SQLALCHEMY_ECHO"] = config["SQL_ECHO"]
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
+    config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
+    config["JSON_AS_ASCII"] = False
+    config.update(
+        API_TITLE="Paidan 派单 API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="v1/openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    return config
+
+
+def engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # Several threads (web + embedded scheduler) share one file: wait for the lock
+        # instead of failing at once.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}

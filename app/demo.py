@@ -1,0 +1,315 @@
+"""Demo data: a small company in Chinese with work orders in every state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
+
+from app import engine
+from app.auth.service import create_group, create_user
+from app.engine.models import HumanTask
+from app.extensions import db
+from app.tickets.models import Device
+from app.tickets.service import create_ticket
+
+DEMO_PASSWORD = "paidan123"
+
+GROUPS = [
+    ("service_desk", "服务台", "一线受理、问题分级与复核"),
+    ("network", "网络组", "网络、VPN、交换机与无线"),
+    ("hardware", "硬件组", "电脑、打印机、服务器与现场设备"),
+    ("facilities", "设施组", "空调、电源、门禁等楼宇设施"),
+    ("spare_parts", "备件库", "备件申领与出库"),
+]
+
+# username, display name, role, groups, lead of
+USERS = [
+    ("admin", "系统管理员", "admin", [], None),
+    ("zhangwei", "张伟", "dispatcher", ["service_desk"], "service_desk"),
+    ("liuyang", "刘洋", "dispatcher", ["service_desk"], None),
+    ("huangli", "黄丽", "reviewer", ["service_desk"], None),
+    ("liqiang", "李强", "handler", ["network"], "network"),
+    ("sunhao", "孙浩", "handler", ["network"], None),
+    ("wanglei", "王磊", "handler", ["hardware"], "hardware"),
+    ("zhoujie", "周杰", "handler", ["hardware"], None),
+    ("zhaomin", "赵敏", "handler", ["facilities"], "facilities"),
+    ("wufang", "吴芳", "handler", ["facilities"], None),
+    ("chenjing", "陈静", "handler", ["spare_parts"], "spare_parts"),
+    ("xuming", "徐明", "requester", [], None),
+    ("hetao", "何涛", "requester", [], None),
+    ("linna", "林娜", "requester", [], None),
+    ("qianyu", "钱宇", "finance", [], None),
+]
+
+DEVICES = [
+    (
+        "DEV-BJ-0001",
+        "核心交换机",
+        "华为 S5735",
+        "beijing",
+        "北京市海淀区中关村大街 1 号 3 层机房",
+        39.9836,
+        116.3164,
+    ),
+    (
+        "DEV-BJ-0002",
+        "行政部打印机",
+        "惠普 M404dn",
+        "beijing",
+        "北京市海淀区中关村大街 1 号 5 层",
+        39.9836,
+        116.3164,
+    ),
+    (
+        "DEV-SH-0001",
+        "UPS 不间断电源",
+        "山特 C10KS",
+        "shanghai",
+        "上海市浦东新区张江路 88 号 B1 配电室",
+        31.2036,
+        121.5873,
+    ),
+    (
+        "DEV-SH-0002",
+        "会议室空调外机",
+        "格力 RF12W",
+        "shanghai",
+        "上海市浦东新区张江路 88 号 屋顶",
+        31.2036,
+        121.5873,
+    ),
+    (
+        "DEV-SZ-0001",
+        "门禁读卡器",
+        "海康 DS-K1T",
+        "shenzhen",
+        "深圳市南山区科技园南区 2 栋大堂",
+        22.5405,
+        113.9345,
+    ),
+    (
+        "DEV-SZ-0002",
+        "机房服务器",
+        "浪潮 NF5280M6",
+        "shenzhen",
+        "深圳市南山区科技园南区 2 栋 4 层机房",
+        22.5405,
+        113.9345,
+    ),
+]
+
+
+def shipped_files(app: Flask) -> list[tuple[str, bytes]]:
+    folder = Path(app.config["PROCESSES_DIR"])
+    paths = sorted(folder.glob("*.bpmn")) + sorted(folder.glob("*.dmn"))
+    paths += sorted((folder / "forms").glob("*.form"))
+    return [(path.name, path.read_bytes()) for path in paths]
+
+
+def deploy_shipped(app: Flask, actor: str | None = None):
+    return engine.deploy(db_session=db.session, files=shipped_files(app), actor=actor)
+
+
+def seed_demo(app: Flask) -> str:
+    session = db.session
+    groups = {
+        code: create_group(db_session=session, code=code, name=name, description=desc)
+        for code, name, desc in GROUPS
+    }
+    users = {}
+    for username, name, role, group_codes, lead_of in USERS:
+        users[username] = create_user(
+            db_session=session,
+            username=username,
+            password=DEMO_PASSWORD,
+            role=role,
+            display_name=name,
+            group_codes=group_codes,
+            email=f"{username}@paidan.example",
+        )
+        if lead_of:
+            groups[lead_of].lead_id = users[username].id
+    for number, name, model, region, address, lat, lng in DEVICES:
+        session.add(
+            Device(
+                device_no=number,
+                name=name,
+                model=model,
+                region=region,
+                address=address,
+                lat=lat,
+                lng=lng,
+            )
+        )
+    session.flush()
+    deploy_shipped(app, actor="admin")
+
+    def ticket(requester, title, description, key="it_service", **fields):
+        return create_ticket(
+            db_session=session,
+            requester=users[requester],
+            title=title,
+            description=description,
+            process_key=key,
+            **fields,
+        )
+
+    def act(t, element_id, username, **data):
+        task = session.scalars(
+            select(HumanTask).where(
+                HumanTask.ticket_id == t.id,
+                HumanTask.status == "open",
+                HumanTask.element_id == element_id,
+            )
+        ).one()
+        engine.complete_task(db_session=session, task_id=task.id, data=data, actor=username)
+
+    triage = dict(resolution="forward", triage_note="已电话确认现象")
+    ticket(
+        "xuming",
+        "无法连接公司 VPN",
+        "在家办公时 VPN 客户端提示认证超时，重装后仍无法连接。",
+        priority="P2",
+        region="beijing",
+    )
+
+    t = ticket(
+        "hetao",
+        "行政部打印机频繁卡纸",
+        "打印超过 10 页就卡纸，影响报销单打印。",
+        device_no="DEV-BJ-0002",
+        region="beijing",
+    )
+    act(t, "task_triage", "liuyang", category="hardware", priority="P3", region="beijing", **triage)
+
+    t = ticket(
+        "linna", "邮箱密码重置", "忘记邮箱密码，需要重置。", priority="P4", region="shanghai"
+    )
+    act(
+        t,
+        "task_triage",
+        "liuyang",
+        category="account",
+        priority="P4",
+        region="shanghai",
+        resolution="solved",
+        triage_note="已在服务台直接重置并告知用户",
+    )
+
+    t = ticket(
+        "xuming", "会议室投影仪无信号", "3 楼大会议室投影仪接笔记本无信号。", region="beijing"
+    )
+    act(
+        t, "task_triage", "zhangwei", category="hardware", priority="P2", region="beijing", **triage
+    )
+    act(
+        t,
+        "task_handle",
+        "zhoujie",
+        solution="更换 HDMI 线缆并更新投影仪固件，测试正常。",
+        time_spent_minutes=40,
+    )
+
+    t = ticket(
+        "hetao",
+        "财务系统登录报错",
+        "登录财务系统时提示证书无效。",
+        priority="P2",
+        region="shenzhen",
+    )
+    act(
+        t, "task_triage", "zhangwei", category="network", priority="P2", region="shenzhen", **triage
+    )
+    act(t, "task_handle", "liqiang", solution="重新导入根证书。", time_spent_minutes=20)
+    act(
+        t,
+        "task_review",
+        "huangli",
+        review_result="reject",
+        review_comment="用户反馈仍报错，请检查代理设置。",
+    )
+
+    repair = dict(key="equipment_repair", category="facilities")
+    ticket(
+        "linna",
+        "会议室空调外机异响",
+        "空调外机运行时有金属撞击声。",
+        device_no="DEV-SH-0002",
+        region="shanghai",
+        priority="P3",
+        **repair,
+    )
+
+    t = ticket(
+        "xuming",
+        "UPS 电源告警",
+        "UPS 面板显示电池故障告警。",
+        device_no="DEV-SH-0001",
+        region="shanghai",
+        priority="P1",
+        **repair,
+    )
+    act(
+        t,
+        "task_dispatch",
+        "zhangwei",
+        engineer="wufang",
+        parts_needed=True,
+        parts_list="UPS 蓄电池 12V 100Ah × 4",
+    )
+
+    t = ticket(
+        "hetao",
+        "门禁读卡器故障",
+        "大堂门禁刷卡无反应。",
+        device_no="DEV-SZ-0001",
+        region="shenzhen",
+        priority="P2",
+        **repair,
+    )
+    act(t, "task_dispatch", "zhangwei", engineer="zhaomin", parts_needed=False)
+    act(
+        t,
+        "task_onsite",
+        "zhaomin",
+        fault_cause="读卡器供电模块松动",
+        work_done="重新紧固并测试 20 次刷卡",
+    )
+
+    t = ticket(
+        "linna",
+        "服务器风扇告警",
+        "机房服务器 2 号风扇转速异常。",
+        device_no="DEV-SZ-0002",
+        region="shenzhen",
+        priority="P2",
+        key="equipment_repair",
+        category="hardware",
+    )
+    act(
+        t,
+        "task_dispatch",
+        "zhangwei",
+        engineer="zhoujie",
+        parts_needed=True,
+        parts_list="服务器风扇模块 × 1",
+    )
+    act(t, "task_parts", "chenjing", parts_issued=True, parts_note="已从深圳备件库出库")
+    act(
+        t,
+        "task_onsite",
+        "zhoujie",
+        fault_cause="风扇轴承磨损",
+        work_done="更换风扇模块，转速恢复正常",
+    )
+    act(
+        t,
+        "task_acceptance",
+        "linna",
+        acceptance_result="accept",
+        acceptance_comment="已恢复，谢谢",
+        csat=5,
+    )
+    return f"{len(GROUPS)} groups, {len(USERS)} users, {len(DEVICES)} devices, 9 work orders"

@@ -1,0 +1,357 @@
+"""One engine step: lock and load an instance, act, save state and refresh the projections.
+
+The projections (human_task, timer, message_subscription) and the process_event log are
+derived from the difference between the task states before and after the step, so a step
+costs no extra reads of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.engine.models import (
+    HumanTask,
+    HumanTaskCandidate,
+    MessageSubscription,
+    ProcessDefinition,
+    ProcessEvent,
+    ProcessInstance,
+    Timer,
+)
+from app.engine.scripting import SCRIPT_ENGINE
+from app.engine.serializer import STATE_FORMAT, dump_state, load_specs, load_state
+from app.engine.signals import instance_stepped
+from app.errors import NotFound, ProcessError
+from app.rules.expressions import ExpressionError, evaluate
+from app.timeutil import utcnow
+
+_PLACEHOLDER = re.compile(r"^\s*\$\{(.*)\}\s*$", re.S)
+_LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+
+
+@dataclass
+class Step:
+    """An instance loaded for one step, with the task states it had when loaded."""
+
+    instance: ProcessInstance
+    workflow: BpmnWorkflow
+    actor: str | None
+    before: dict[UUID, int] = field(default_factory=dict)
+    # Extra data for the event of a task completed by a person (task id -> data).
+    submitted: dict[UUID, dict] = field(default_factory=dict)
+    start_data: dict = field(default_factory=dict)
+
+
+def specs_of(definition: ProcessDefinition):
+    return load_specs(definition.content_hash, definition.spec_json)
+
+
+def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
+    spec, subprocess_specs = specs_of(instance.definition)
+    return load_state(instance.state, spec, subprocess_specs, SCRIPT_ENGINE)
+
+
+def new_step(instance: ProcessInstance, actor: str | None) -> Step:
+    spec, subprocess_specs = specs_of(instance.definition)
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SCRIPT_ENGINE)
+    return Step(instance=instance, workflow=workflow, actor=actor)
+
+
+def open_step(db_session: Session, instance_id: int, actor: str | None) -> Step:
+    """Lock the instance row (PostgreSQL; SQLite relies on the version counter) and load it."""
+    instance = db_session.execute(
+        select(ProcessInstance)
+        .where(ProcessInstance.id == instance_id)
+        .with_for_update(of=ProcessInstance)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if instance is None:
+        raise NotFound(
+            f"流程实例 {instance_id} 不存在", f"process instance {instance_id} not found"
+        )
+    workflow = load_workflow(instance)
+    before = {task.id: task.state for task in workflow.tasks.values()}
+    return Step(instance=instance, workflow=workflow, actor=actor, before=before)
+
+
+def run_engine(step: Step, action: Callable[[], object]) -> None:
+    """Run ``action`` and then the engine until it waits; engine errors become 422s."""
+    try:
+        action()
+        step.workflow.do_engine_steps()
+    except SpiffWorkflowException as exc:
+        raise process_error(step, exc) from None
+
+
+def process_error(step: Step, exc: SpiffWorkflowException) -> ProcessError:
+    task = getattr(exc, "task", None)
+    element = task.task_spec.bpmn_id if task is not None else None
+    label = task.task_spec.bpmn_name if task is not None else None
+    where = f"元素 {element}（{label}）" if label else f"元素 {element}" if element else "流程"
+    cause = getattr(exc, "error", None) or exc
+    detail = str(cause).splitlines()[0]
+    definition = step.instance.definition
+    return ProcessError(
+        f"流程 {definition.key} 第 {definition.version} 版：{where} 无法继续：{detail}",
+        f"process {definition.key} version {definition.version}: element {element or '?'} "
+        f"cannot continue: {detail}",
+    )
+
+
+def save_step(db_session: Session, step: Step, *, now: datetime | None = None) -> None:
+    """Write state, projections and events of the step; the caller commits."""
+    now = now or utcnow()
+    instance, workflow = step.instance, step.workflow
+    instance.state = dump_state(workflow)
+    instance.state_format = STATE_FORMAT
+    instance.updated_at = now
+    if workflow.is_completed() and instance.status == "running":
+        instance.status = "completed"
+        instance.ended_at = now
+    db_session.flush()  # assigns the id of a new instance; checks the version of an old one
+
+    events: list[dict] = []
+    if not step.before:  # a new instance
+        data = json.loads(json.dumps(step.start_data, default=str))
+        events.append(_process_event(instance, "process_started", step.actor, now, data))
+    opened: list = []
+    closed_tasks: dict[str, str] = {}
+    new_timers, gone_waits, new_messages = [], [], []
+    changed = [
+        task
+        for task in workflow.tasks.values()
+        if step.before.get(task.id) != task.state and task.task_spec.bpmn_id is not None
+    ]
+    changed.sort(key=lambda task: task.last_state_change)
+    for task in changed:
+        was = step.before.get(task.id, TaskState.FUTURE)
+        spec = task.task_spec
+        definition = getattr(spec, "event_definition", None)
+        if task.state == TaskState.READY and spec.manual:
+            opened.append(task)
+        elif was == TaskState.READY and spec.manual and task.state != TaskState.READY:
+            closed_tasks[str(task.id)] = (
+                "completed" if task.state == TaskState.COMPLETED else "cancelled"
+            )
+        if task.state == TaskState.WAITING and not was & _LIVE:
+            if isinstance(definition, TimerEventDefinition):
+                new_timers.append(task)
+            elif isinstance(definition, MessageEventDefinition):
+                new_messages.append(task)
+        elif was == TaskState.WAITING and isinstance(
+            definition, TimerEventDefinition | MessageEventDefinition
+        ):
+            gone_waits.append(task)
+        event_type = _event_type(task, was, definition)
+        if event_type:
+            events.append(_event_row(step, task, event_type, now))
+
+    _close_tasks(db_session, closed_tasks, step.actor, now)
+    open_rows = [_human_task_row(db_session, step, task, now) for task in opened]
+    _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits)
+    if instance.status == "completed" and instance.ended_at == now:
+        events.append(_process_event(instance, "process_completed", step.actor, now))
+    if events:
+        db_session.execute(insert(ProcessEvent), events)
+    completed = sum(1 for status in closed_tasks.values() if status == "completed")
+    instance_stepped.send(instance, db_session=db_session, opened=open_rows, completed=completed)
+
+
+def _event_type(task, was: int, definition) -> str | None:
+    state = task.state
+    if state == TaskState.COMPLETED:
+        if isinstance(definition, TimerEventDefinition):
+            return "timer_fired"
+        if isinstance(definition, MessageEventDefinition) and was & _LIVE:
+            return "message_received"
+        return "task_completed" if task.task_spec.manual else "element_completed"
+    if state == TaskState.READY and task.task_spec.manual:
+        return "task_created"
+    if state == TaskState.CANCELLED and was & _LIVE:
+        return "element_cancelled"
+    return None
+
+
+def _event_row(step: Step, task, event_type: str, now: datetime) -> dict:
+    spec = task.task_spec
+    data = None
+    if event_type in {"task_completed", "element_completed", "message_received"}:
+        data = step.submitted.get(task.id) or _data_delta(task)
+    return {
+        "instance_id": step.instance.id,
+        "ticket_id": step.instance.ticket_id,
+        "element_id": spec.bpmn_id,
+        "element_type": spec.__class__.__name__,
+        "element_name": spec.bpmn_name,
+        "event_type": event_type,
+        "actor": step.actor if spec.manual or event_type == "message_received" else None,
+        "at": now,
+        "data": data or None,
+    }
+
+
+def _process_event(instance: ProcessInstance, event_type: str, actor, now, data=None) -> dict:
+    return {
+        "instance_id": instance.id,
+        "ticket_id": instance.ticket_id,
+        "element_id": instance.process_key,
+        "element_type": "Process",
+        "element_name": instance.definition.name,
+        "event_type": event_type,
+        "actor": actor,
+        "at": now,
+        "data": data,
+    }
+
+
+def _data_delta(task) -> dict:
+    """What this task added or changed in the data, JSON-safe."""
+    parent = task.parent.data if task.parent is not None else {}
+    delta = {k: v for k, v in task.data.items() if k not in parent or parent[k] != v}
+    return json.loads(json.dumps(delta, default=str)) if delta else {}
+
+
+def _close_tasks(db_session: Session, closed: dict[str, str], actor, now) -> None:
+    for status in ("completed", "cancelled"):
+        ids = [task_id for task_id, s in closed.items() if s == status]
+        if ids:
+            values = {"status": status, "ended_at": now}
+            if status == "completed":
+                values["completed_by"] = actor
+            db_session.execute(update(HumanTask).where(HumanTask.id.in_(ids)).values(**values))
+
+
+def _human_task_row(db_session: Session, step: Step, task, now: datetime) -> HumanTask:
+    spec = task.task_spec
+    extensions = getattr(spec, "extensions", None) or {}
+    groups = _names(_resolve(step, task, extensions.get("camunda:candidateGroups")))
+    users = _names(_resolve(step, task, extensions.get("camunda:candidateUsers")))
+    assignee = _resolve(step, task, extensions.get("camunda:assignee"))
+    if not (groups or users or assignee) and extensions.get("lane"):
+        groups = [extensions["lane"]]  # a lane names the group when the task names none
+    row = HumanTask(
+        id=str(task.id),
+        instance_id=step.instance.id,
+        ticket_id=step.instance.ticket_id,
+        element_id=spec.bpmn_id,
+        name=spec.bpmn_name or spec.bpmn_id,
+        form_key=extensions.get("camunda:formKey") or _form_key(spec),
+        assignee=str(assignee) if assignee not in (None, "") else None,
+        due_at=_due_at(step, task, extensions.get("camunda:dueDate"), now),
+        status="open",
+        created_at=now,
+        candidates=[HumanTaskCandidate(kind="group", value=g) for g in groups]
+        + [HumanTaskCandidate(kind="user", value=u) for u in users],
+    )
+    db_session.add(row)
+    return row
+
+
+def _form_key(spec) -> str | None:
+    form = getattr(spec, "form", None)
+    return getattr(form, "key", None) if form is not None else None
+
+
+def _resolve(step: Step, task, value: str | None):
+    """`${expr}` is evaluated against the task data; anything else is a literal."""
+    if not value:
+        return None
+    match = _PLACEHOLDER.match(value)
+    if not match:
+        return value
+    try:
+        return evaluate(match.group(1), task.data)
+    except (ExpressionError, Exception) as exc:
+        definition = step.instance.definition
+        raise ProcessError(
+            f"流程 {definition.key} 第 {definition.version} 版：用户任务 {task.task_spec.bpmn_id} "
+            f"的表达式 `{value}` 无法计算：{exc}",
+            f"process {definition.key} version {definition.version}: expression `{value}` of "
+            f"user task {task.task_spec.bpmn_id} cannot be evaluated: {exc}",
+        ) from None
+
+
+def _names(value) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple | set) else str(value).split(",")
+    return sorted({str(item).strip() for item in items if str(item).strip()})
+
+
+def _due_at(step: Step, task, expression: str | None, now: datetime) -> datetime | None:
+    value = _resolve(step, task, expression)
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value
+    text = str(value).strip()
+    if text.upper().startswith("P"):
+        parsed = TimerEventDefinition.parse_iso_duration(text)
+        return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
+    return datetime.fromisoformat(text)
+
+
+def _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits) -> None:
+    if gone_waits:
+        gone = [str(task.id) for task in gone_waits]
+        db_session.execute(delete(Timer).where(Timer.task_id.in_(gone)))
+        names = [
+            task.task_spec.event_definition.name
+            for task in gone_waits
+            if isinstance(task.task_spec.event_definition, MessageEventDefinition)
+        ]
+        if names:
+            db_session.execute(
+                delete(MessageSubscription).where(
+                    MessageSubscription.instance_id == instance.id,
+                    MessageSubscription.message_name.in_(names),
+                )
+            )
+    if new_timers:
+        db_session.execute(
+            insert(Timer),
+            [
+                {
+                    "instance_id": instance.id,
+                    "task_id": str(task.id),
+                    "element_id": task.task_spec.bpmn_id,
+                    "due_at": timer_due(task),
+                    "attempts": 0,
+                }
+                for task in new_timers
+            ],
+        )
+    for task in new_messages:
+        db_session.merge(
+            MessageSubscription(
+                instance_id=instance.id,
+                message_name=task.task_spec.event_definition.name,
+                element_id=task.task_spec.bpmn_id,
+            )
+        )
+
+
+def timer_due(task) -> datetime:
+    """The due time SpiffWorkflow computed when the timer started waiting."""
+    value = task.internal_data.get("event_value")
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise ProcessError(
+        f"定时器 {task.task_spec.bpmn_id} 没有到期时间",
+        f"timer {task.task_spec.bpmn_id} has no due time",
+    )

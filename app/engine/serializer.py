@@ -1,0 +1,103 @@
+"""Saving and loading workflows without their specs.
+
+SpiffWorkflow's serializer writes the whole spec into every saved workflow. The spec lives
+once per definition version instead, so the per-instance state stays small (a few KB) and
+loading an instance reuses the spec object already restored for its version.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_FORMAT
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+
+# Bumped whenever what we store changes; stored on every instance next to SpiffWorkflow's own.
+PAIDAN_FORMAT = "1"
+STATE_FORMAT = f"spiff-{SPIFF_FORMAT}/paidan-{PAIDAN_FORMAT}"
+
+
+class SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """Top-level workflow converter that leaves the specs out and takes them back on load."""
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct, spec=None, subprocess_specs=None):
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _make_serializer() -> BpmnWorkflowSerializer:
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = SpeclessWorkflowConverter
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+
+
+SERIALIZER = _make_serializer()
+
+
+def _dumps(obj) -> str:
+    # The encoder mode makes the registry emit JSON-safe values (datetimes, UUIDs) as
+    # serialize_json() does; kept in a try/finally like SpiffWorkflow's own code.
+    registry = SERIALIZER.registry
+    registry._encoder_mode = True
+    try:
+        return json.dumps(
+            SERIALIZER.to_dict(obj), cls=SERIALIZER._encoder_cls, separators=(",", ":")
+        )
+    finally:
+        registry._encoder_mode = False
+
+
+def dump_specs(spec, subprocess_specs: dict) -> str:
+    registry = SERIALIZER.registry
+    return json.dumps(
+        {
+            "spec": registry.convert(spec),
+            "subprocess_specs": {k: registry.convert(v) for k, v in subprocess_specs.items()},
+        },
+        separators=(",", ":"),
+    )
+
+
+_SPECS: dict[str, tuple] = {}
+
+
+def load_specs(content_hash: str, spec_json: str):
+    """Restore the specs of a definition version.
+
+    Versions are immutable and named by their content hash, so the restored objects are kept
+    per hash: a cache that can never be stale, only cold.
+    """
+    cached = _SPECS.get(content_hash)
+    if cached is None:
+        dct = json.loads(spec_json)
+        registry = SERIALIZER.registry
+        spec = registry.restore(dct["spec"])
+        subprocess_specs = {k: registry.restore(v) for k, v in dct["subprocess_specs"].items()}
+        cached = _SPECS[content_hash] = (spec, subprocess_specs)
+    return cached
+
+
+def dump_state(workflow: BpmnWorkflow) -> str:
+    return _dumps(workflow)
+
+
+def load_state(state: str, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
+    dct = json.loads(state)
+    workflow = SERIALIZER.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs)
+    workflow.script_engine = script_engine
+    return workflow

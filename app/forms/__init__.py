@@ -1,0 +1,1 @@
+"""form-js schemas: reading them and validating submitted data on the server."""

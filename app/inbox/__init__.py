@@ -1,0 +1,1 @@
+"""Inbox: the human tasks a person may work on, and completing them."""

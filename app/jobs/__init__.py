@@ -1,0 +1,44 @@
+"""Background work: the APScheduler registry and the worker entry point."""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from app import engine
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def fire_timers(app: Flask) -> engine.FireReport:
+    """One pass over the due timers, with an app context (safe to run in several processes)."""
+    with app.app_context():
+        try:
+            report = engine.fire_due_timers(
+                db_session=db.session,
+                limit=app.config["TIMER_BATCH_SIZE"],
+                retry_seconds=app.config["TIMER_RETRY_SECONDS"],
+            )
+        finally:
+            db.session.remove()
+    if report.fired or report.failed:
+        log.info("timers: %s instances fired, %s failed", report.fired, report.failed)
+    return report
+
+
+def make_scheduler(app: Flask, *, blocking: bool):
+    scheduler = BlockingScheduler() if blocking else BackgroundScheduler(daemon=True)
+    scheduler.add_job(
+        fire_timers,
+        "interval",
+        args=[app],
+        seconds=app.config["TIMER_INTERVAL_SECONDS"],
+        id="fire_timers",
+        max_instances=1,
+        coalesce=True,
+    )
+    return scheduler

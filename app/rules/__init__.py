@@ -1,0 +1,1 @@
+"""Rules: safe expressions, the helper functions diagrams may call, DMN support."""

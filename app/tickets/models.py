@@ -1,0 +1,62 @@
+"""Work orders and the devices they are about."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.auth.models import User
+from app.extensions import db
+from app.timeutil import UTCDateTime, utcnow
+
+PRIORITIES = ("P1", "P2", "P3", "P4")
+REGIONS = {"beijing": "北京", "shanghai": "上海", "shenzhen": "深圳"}
+STATUSES = {
+    "open": ("待处理", "open"),
+    "in_progress": ("处理中", "in progress"),
+    "closed": ("已归档", "archived"),
+}
+
+
+class Device(db.Model):
+    """A device or asset (设备) that field work orders refer to by its number."""
+
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_no: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(300))
+    lat: Mapped[float | None]
+    lng: Mapped[float | None]
+
+
+class Ticket(db.Model):
+    __tablename__ = "ticket"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    process_key: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    priority: Mapped[str] = mapped_column(String(4), default="P3")
+    category: Mapped[str] = mapped_column(String(40), default="")
+    region: Mapped[str] = mapped_column(String(20))
+    device_no: Mapped[str | None] = mapped_column(String(60))
+    # Names of the open tasks, so lists show where a ticket stands without a join.
+    current_step: Mapped[str | None] = mapped_column(String(300))
+    custom_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    process_instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("process_instance.id"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    requester: Mapped[User] = relationship(lazy="joined")

@@ -1,0 +1,1 @@
+"""Workflows: the REST resources for process definitions and process instances."""

@@ -1,0 +1,386 @@
+"""Static checks of the shipped process files: BPMN, the assignment DMN and the form-js forms."""
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESSES = ROOT / "processes"
+FORMS = PROCESSES / "forms"
+DESIGNER = ROOT / "designer"
+
+NS = {
+    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
+    "dc": "http://www.omg.org/spec/DD/20100524/DC",
+    "di": "http://www.omg.org/spec/DD/20100524/DI",
+    "camunda": "http://camunda.org/schema/1.0/bpmn",
+    "dmn": "https://www.omg.org/spec/DMN/20191111/MODEL/",
+    "dmndi": "https://www.omg.org/spec/DMN/20191111/DMNDI/",
+}
+CAMUNDA = "{%s}" % NS["camunda"]
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+EXPRESSION = re.compile(r"^\$\{(.+)\}$")
+
+BPMN_FILES = {"it_service": PROCESSES / "it_service.bpmn",
+              "equipment_repair": PROCESSES / "equipment_repair.bpmn"}
+FLOW_NODES = (
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "task", "userTask", "serviceTask", "scriptTask", "businessRuleTask", "manualTask", "sendTask",
+    "receiveTask", "callActivity", "subProcess",
+    "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
+)
+# Variables each form must set: the gateways, the DMN and the assignments read them.
+FORM_FIELDS = {
+    "it_submit": {"title", "description", "priority", "region", "device_no"},
+    "it_triage": {"category", "priority", "region", "resolution", "triage_note"},
+    "it_handle": {"solution", "time_spent_minutes"},
+    "it_escalate": {"solution", "escalation_note"},
+    "it_review": {"review_result", "review_comment"},
+    "repair_submit": {"title", "description", "category", "priority", "region", "device_no"},
+    "repair_dispatch": {"engineer", "parts_needed", "parts_list"},
+    "repair_onsite": {"fault_cause", "work_done"},
+    "repair_escalate": {"work_done", "escalation_note"},
+    "repair_parts": {"parts_issued", "parts_note"},
+    "repair_acceptance": {"acceptance_result", "acceptance_comment", "csat"},
+}
+# Select values that the gateway conditions and the DMN compare against.
+SELECT_VALUES = {
+    ("it_triage", "resolution"): {"forward", "solved"},
+    ("it_triage", "category"): {"network", "hardware", "software", "account", "facilities"},
+    ("it_review", "review_result"): {"approve", "reject"},
+    ("repair_acceptance", "acceptance_result"): {"accept", "reject"},
+    ("repair_submit", "category"): {"hardware", "facilities"},
+}
+REQUIRED = {
+    "it_triage": {"category", "priority", "region", "resolution"},
+    "it_handle": {"solution"},
+    "it_escalate": {"solution"},
+    "it_review": {"review_result"},
+    "repair_dispatch": {"engineer"},
+    "repair_onsite": {"fault_cause", "work_done"},
+    "repair_escalate": {"work_done"},
+    "repair_acceptance": {"acceptance_result"},
+}
+SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+
+
+def parse(path: Path) -> etree._ElementTree:
+    return etree.parse(str(path), SAFE_PARSER)
+
+
+def local(element: etree._Element) -> str:
+    return etree.QName(element).localname
+
+
+def flow_nodes(tree):
+    return [e for e in tree.iterfind(".//bpmn:process//*", NS) if local(e) in FLOW_NODES]
+
+
+def bounds(shape):
+    b = shape.find("dc:Bounds", NS)
+    return tuple(float(b.get(k)) for k in ("x", "y", "width", "height"))
+
+
+def shapes_by_element(tree):
+    return {s.get("bpmnElement"): s for s in tree.iterfind(".//bpmndi:BPMNShape", NS)}
+
+
+def edges_by_element(tree):
+    return {e.get("bpmnElement"): e for e in tree.iterfind(".//bpmndi:BPMNEdge", NS)}
+
+
+def waypoints(edge):
+    return [(float(w.get("x")), float(w.get("y"))) for w in edge.iterfind("di:waypoint", NS)]
+
+
+def load_form(form_id: str) -> dict:
+    return json.loads((FORMS / f"{form_id}.form").read_text(encoding="utf-8"))
+
+
+def all_components(components):
+    for component in components:
+        yield component
+        yield from all_components(component.get("components", []))
+
+
+def form_keys_in_bpmn():
+    keys = {}
+    for process_id, path in BPMN_FILES.items():
+        for element in parse(path).iter():
+            key = element.get(CAMUNDA + "formKey")
+            if key is not None:
+                keys[key] = f"{process_id}/{element.get('id')}"
+    return keys
+
+
+@pytest.fixture(params=sorted(BPMN_FILES), ids=sorted(BPMN_FILES))
+def bpmn(request):
+    return request.param, parse(BPMN_FILES[request.param])
+
+
+# --- BPMN ---------------------------------------------------------------------------------
+
+
+def test_process_id_and_executable(bpmn):
+    process_id, tree = bpmn
+    processes = tree.findall("bpmn:process", NS)
+    assert [p.get("id") for p in processes] == [process_id]
+    assert processes[0].get("isExecutable") == "true"
+
+
+def test_every_flow_node_has_a_shape(bpmn):
+    process_id, tree = bpmn
+    shapes = shapes_by_element(tree)
+    missing = [e.get("id") for e in flow_nodes(tree) if e.get("id") not in shapes]
+    assert not missing, f"{process_id}: flow nodes without BPMNShape: {missing}"
+
+
+def test_every_sequence_flow_has_an_edge(bpmn):
+    process_id, tree = bpmn
+    edges = edges_by_element(tree)
+    for flow in tree.iterfind(".//bpmn:sequenceFlow", NS):
+        edge = edges.get(flow.get("id"))
+        assert edge is not None, f"{process_id}: sequence flow {flow.get('id')} has no BPMNEdge"
+        assert len(waypoints(edge)) >= 2, f"{process_id}: {flow.get('id')} has < 2 waypoints"
+
+
+def test_shapes_do_not_overlap(bpmn):
+    process_id, tree = bpmn
+    shapes = shapes_by_element(tree)
+    hosts = {e.get("id"): e.get("attachedToRef") for e in tree.iterfind(".//bpmn:boundaryEvent", NS)}
+    items = sorted(shapes.items())
+    for i, (a, shape_a) in enumerate(items):
+        ax, ay, aw, ah = bounds(shape_a)
+        for b, shape_b in items[i + 1:]:
+            if hosts.get(a) == b or hosts.get(b) == a:
+                continue
+            bx, by, bw, bh = bounds(shape_b)
+            overlap = ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+            assert not overlap, f"{process_id}: shapes {a} and {b} overlap"
+
+
+def test_edges_connect_their_shapes_and_avoid_others(bpmn):
+    process_id, tree = bpmn
+    shapes = shapes_by_element(tree)
+    edges = edges_by_element(tree)
+    hosts = {e.get("id"): e.get("attachedToRef") for e in tree.iterfind(".//bpmn:boundaryEvent", NS)}
+
+    def inside(point, box, margin):
+        x, y, w, h = box
+        return x - margin <= point[0] <= x + w + margin and y - margin <= point[1] <= y + h + margin
+
+    for flow in tree.iterfind(".//bpmn:sequenceFlow", NS):
+        fid, src, tgt = flow.get("id"), flow.get("sourceRef"), flow.get("targetRef")
+        points = waypoints(edges[fid])
+        assert inside(points[0], bounds(shapes[src]), 2), f"{process_id}: {fid} does not start at {src}"
+        assert inside(points[-1], bounds(shapes[tgt]), 2), f"{process_id}: {fid} does not end at {tgt}"
+        for (x1, y1), (x2, y2) in zip(points, points[1:]):
+            assert x1 == x2 or y1 == y2, f"{process_id}: {fid} has a diagonal segment"
+            for other, shape in shapes.items():
+                if other in (src, tgt, hosts.get(src), hosts.get(tgt)):
+                    continue
+                x, y, w, h = bounds(shape)
+                crosses = (min(x1, x2) < x + w and max(x1, x2) > x
+                           and min(y1, y2) < y + h and max(y1, y2) > y)
+                assert not crosses, f"{process_id}: {fid} crosses {other}"
+
+
+def test_names_are_chinese_and_tasks_are_documented(bpmn):
+    process_id, tree = bpmn
+    for element in flow_nodes(tree) + tree.findall(".//bpmn:sequenceFlow", NS):
+        name = element.get("name")
+        if name:
+            assert CHINESE.search(name) and " / " not in name, f"{element.get('id')}: name {name!r}"
+        if "Task" in local(element) or "Gateway" in local(element):
+            doc = element.findtext("bpmn:documentation", namespaces=NS)
+            assert doc and not CHINESE.search(doc), f"{element.get('id')}: English documentation"
+        if local(element) in ("userTask", "scriptTask", "businessRuleTask") or "Event" in local(element):
+            assert name and CHINESE.search(name), f"{process_id}: {element.get('id')} has no name"
+
+
+def test_exclusive_gateways_have_conditions_on_every_outgoing_flow(bpmn):
+    process_id, tree = bpmn
+    flows = {f.get("id"): f for f in tree.iterfind(".//bpmn:sequenceFlow", NS)}
+    for gateway in tree.iterfind(".//bpmn:exclusiveGateway", NS):
+        outgoing = [o.text for o in gateway.iterfind("bpmn:outgoing", NS)]
+        if len(outgoing) < 2:
+            continue
+        for fid in outgoing:
+            if fid == gateway.get("default"):
+                continue
+            condition = flows[fid].findtext("bpmn:conditionExpression", namespaces=NS)
+            assert condition, f"{process_id}: {gateway.get('id')} -> {fid} has no condition"
+
+
+def test_expressions_are_python(bpmn):
+    process_id, tree = bpmn
+    expressions = []
+    for e in tree.iterfind(".//bpmn:conditionExpression", NS):
+        expressions.append(("condition", e.text))
+    for e in tree.iterfind(".//bpmn:timeDuration", NS):
+        expressions.append(("timer", e.text))
+    for element in flow_nodes(tree):
+        for attr in ("candidateGroups", "candidateUsers", "assignee", "dueDate"):
+            value = element.get(CAMUNDA + attr)
+            match = EXPRESSION.match(value or "")
+            if match:
+                expressions.append((f"{element.get('id')}@{attr}", match.group(1)))
+    for kind, text in expressions:
+        ast.parse(text.strip(), mode="eval")
+    for script in tree.iterfind(".//bpmn:scriptTask", NS):
+        assert script.get("scriptFormat") == "python"
+        module = ast.parse(script.findtext("bpmn:script", namespaces=NS))
+        assert all(isinstance(s, ast.Assign) for s in module.body), script.get("id")
+
+
+def test_user_tasks_have_forms_and_rules_reference_the_dmn(bpmn):
+    process_id, tree = bpmn
+    for task in tree.iterfind(".//bpmn:userTask", NS):
+        assert task.get(CAMUNDA + "formKey"), f"{process_id}: {task.get('id')} has no formKey"
+        assert task.get(CAMUNDA + "candidateGroups") or task.get(CAMUNDA + "assignee")
+    decisions = {d.get("id") for d in parse(PROCESSES / "assignment.dmn").iterfind(".//dmn:decision", NS)}
+    for task in tree.iterfind(".//bpmn:businessRuleTask", NS):
+        assert task.get(CAMUNDA + "decisionRef") in decisions
+
+
+# --- forms --------------------------------------------------------------------------------
+
+
+def test_every_form_key_has_a_form_with_that_id():
+    keys = form_keys_in_bpmn()
+    assert set(keys) == set(FORM_FIELDS), "formKeys in the BPMN files differ from the expected forms"
+    for key, where in keys.items():
+        path = FORMS / f"{key}.form"
+        assert path.is_file(), f"{where} uses formKey {key} but {path.relative_to(ROOT)} is missing"
+        assert load_form(key)["id"] == key, f"{path.name}: id must be {key!r}"
+
+
+def test_no_form_without_a_user():
+    shipped = {p.stem for p in FORMS.glob("*.form")}
+    assert shipped == set(form_keys_in_bpmn())
+
+
+@pytest.mark.parametrize("form_id", sorted(FORM_FIELDS))
+def test_form_schema(form_id):
+    form = load_form(form_id)
+    assert form["type"] == "default"
+    assert form["schemaVersion"] == 16
+    assert form["exporter"] == {"name": "Paidan", "version": "1.0"}
+    components = list(all_components(form["components"]))
+    ids = [c["id"] for c in components]
+    assert len(ids) == len(set(ids)), f"{form_id}: duplicate component ids"
+    keys = set()
+    for component in components:
+        if "key" in component:
+            keys.add(component["key"])
+            assert component["id"] == component["key"], f"{form_id}: id != key for {component['key']}"
+        if "label" in component:
+            assert CHINESE.search(component["label"]), f"{form_id}: label {component['label']!r}"
+            assert " / " in component["label"], f"{form_id}: label {component['label']!r} lacks English"
+        for option in component.get("values", []):
+            assert CHINESE.search(option["label"]), f"{form_id}: option {option['label']!r}"
+    assert keys == FORM_FIELDS[form_id]
+    required = {c["key"] for c in components if c.get("validate", {}).get("required")}
+    assert REQUIRED.get(form_id, set()) <= required, f"{form_id}: required fields {required}"
+
+
+@pytest.mark.parametrize(("form_id", "key"), sorted(SELECT_VALUES))
+def test_select_values_match_the_conditions(form_id, key):
+    component = next(c for c in all_components(load_form(form_id)["components"]) if c.get("key") == key)
+    assert component["type"] == "select"
+    assert {v["value"] for v in component["values"]} == SELECT_VALUES[(form_id, key)]
+
+
+def test_checkboxes_default_to_false():
+    # gw_parts compares parts_needed with True and False: it must never be missing.
+    component = next(c for c in load_form("repair_dispatch")["components"] if c.get("key") == "parts_needed")
+    assert component["type"] == "checkbox" and component["defaultValue"] is False
+
+
+# --- DMN ----------------------------------------------------------------------------------
+
+
+def dmn_table():
+    tree = parse(PROCESSES / "assignment.dmn")
+    decision = tree.find("dmn:decision", NS)
+    table = decision.find("dmn:decisionTable", NS)
+    inputs = [i.findtext("dmn:inputExpression/dmn:text", namespaces=NS) for i in table.iterfind("dmn:input", NS)]
+    outputs = [o.get("name") for o in table.iterfind("dmn:output", NS)]
+    rules = []
+    for rule in table.iterfind("dmn:rule", NS):
+        entries = [(e.findtext("dmn:text", namespaces=NS) or "").strip() for e in rule.iterfind("dmn:inputEntry", NS)]
+        results = [e.findtext("dmn:text", namespaces=NS) for e in rule.iterfind("dmn:outputEntry", NS)]
+        rules.append((rule.get("id"), entries, results, rule.findtext("dmn:description", namespaces=NS)))
+    return tree, decision, table, inputs, outputs, rules
+
+
+def entry_matches(entry: str, value: str) -> bool:
+    # The same reading SpiffWorkflow gives an entry: "-"/empty is any, "?" is the input.
+    if entry in ("", "-"):
+        return True
+    if "?" in entry:
+        return eval(entry.replace("?", "value"), {"__builtins__": {}}, {"value": value})
+    return value == ast.literal_eval(entry)
+
+
+def test_dmn_structure():
+    tree, decision, table, inputs, outputs, rules = dmn_table()
+    assert decision.get("id") == "assignment"
+    assert table.get("hitPolicy") == "UNIQUE"
+    assert inputs == ["category", "priority", "region"]
+    assert outputs == ["assigned_group", "sla_hours"]
+    shapes = [s.get("dmnElementRef") for s in tree.iterfind(".//dmndi:DMNShape", NS)]
+    assert "assignment" in shapes, "dmn-js needs a DMNShape for the decision"
+    for rule_id, _, results, note in rules:
+        assert note and CHINESE.search(note), f"{rule_id}: needs a Chinese annotation"
+        for text in results:
+            ast.literal_eval(text)
+
+
+def test_dmn_catch_all_row_is_last_and_only():
+    *_, rules = dmn_table()
+    catch_all = [i for i, (_, entries, _, _) in enumerate(rules) if all(e in ("", "-") for e in entries)]
+    assert catch_all == [len(rules) - 1], "exactly one catch-all row, and it must be the last"
+    assert [ast.literal_eval(t) for t in rules[-1][2]] == ["service_desk", 24]
+
+
+@pytest.mark.parametrize("category", ["network", "hardware", "facilities", "software", "account", "", "x"])
+def test_dmn_rows_do_not_overlap_and_give_the_agreed_results(category):
+    *_, rules = dmn_table()
+    sla = {"P1": 4, "P2": 8, "P3": 24, "P4": 72}
+    group = {"network": "network", "hardware": "hardware", "facilities": "facilities",
+             "software": "service_desk", "account": "service_desk"}
+    for priority in [*sla, "P9"]:
+        for region in ("beijing", "shanghai", "shenzhen"):
+            hits = [(rule_id, results) for rule_id, entries, results, _ in rules
+                    if all(entry_matches(e, v) for e, v in zip(entries, (category, priority, region)))]
+            specific = hits[:-1] if hits and hits[-1][0] == rules[-1][0] else hits
+            assert len(specific) <= 1, f"{category}/{priority}/{region} matches {specific}"
+            got = [ast.literal_eval(t) for t in hits[0][1]]
+            if category in group and priority in sla:
+                hours = sla[priority] * (2 if category == "network" and region == "shenzhen" else 1)
+                assert got == [group[category], hours], f"{category}/{priority}/{region}"
+            else:
+                assert got == ["service_desk", 24], f"{category}/{priority}/{region}"
+
+
+# --- the designer's own check (bpmn-moddle, camunda-bpmn-moddle, dmn-moddle) ------------
+
+
+def test_designer_check_passes():
+    if not (DESIGNER / "node_modules").is_dir():
+        pytest.fail("designer/node_modules is missing: run `npm ci --prefix designer` first")
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is not on PATH: install Node 20+ and run `npm ci --prefix designer`")
+    result = subprocess.run(
+        [npm, "run", "--silent", "check"], cwd=DESIGNER, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"npm run check failed:\n{result.stdout}{result.stderr}"
