@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from app.config import load_config
+from app.database import configure_sqlite
 from app.extensions import api, db, login_manager, migrate
 
 
@@ -23,12 +24,16 @@ def create_app(config: dict | None = None) -> Flask:
     logging.getLogger("spiff").setLevel(logging.WARNING)
 
     db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"))
     login_manager.init_app(app)
     api.init_app(app)
 
     from app import models  # noqa: F401 - every table registered before migrations look
     from app.api import install_error_handlers
+    from app.auth.helpers import register_auth_helpers
     from app.cli import register_cli
     from app.inbox.api import blp as tasks_blp
     from app.rules.helpers import register_builtin_helpers
@@ -37,8 +42,6 @@ def create_app(config: dict | None = None) -> Flask:
     from app.workflows.api import definitions_blp, instances_blp
 
     register_builtin_helpers()
-    from app.auth.helpers import register_auth_helpers
-
     register_auth_helpers()
     for blueprint in (tickets_blp, tasks_blp, definitions_blp, instances_blp):
         api.register_blueprint(blueprint)

@@ -1,7 +1,9 @@
 """Static checks of the shipped process files: BPMN, the assignment DMN and the form-js forms."""
 
 import ast
+import itertools
 import json
+import operator
 import re
 import shutil
 import subprocess
@@ -24,17 +26,34 @@ NS = {
     "dmn": "https://www.omg.org/spec/DMN/20191111/MODEL/",
     "dmndi": "https://www.omg.org/spec/DMN/20191111/DMNDI/",
 }
-CAMUNDA = "{%s}" % NS["camunda"]
+CAMUNDA = f"{{{NS['camunda']}}}"
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 EXPRESSION = re.compile(r"^\$\{(.+)\}$")
 
-BPMN_FILES = {"it_service": PROCESSES / "it_service.bpmn",
-              "equipment_repair": PROCESSES / "equipment_repair.bpmn"}
+BPMN_FILES = {
+    "it_service": PROCESSES / "it_service.bpmn",
+    "equipment_repair": PROCESSES / "equipment_repair.bpmn",
+}
 FLOW_NODES = (
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-    "task", "userTask", "serviceTask", "scriptTask", "businessRuleTask", "manualTask", "sendTask",
-    "receiveTask", "callActivity", "subProcess",
-    "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "task",
+    "userTask",
+    "serviceTask",
+    "scriptTask",
+    "businessRuleTask",
+    "manualTask",
+    "sendTask",
+    "receiveTask",
+    "callActivity",
+    "subProcess",
+    "exclusiveGateway",
+    "parallelGateway",
+    "inclusiveGateway",
+    "eventBasedGateway",
 )
 # Variables each form must set: the gateways, the DMN and the assignments read them.
 FORM_FIELDS = {
@@ -67,6 +86,12 @@ REQUIRED = {
     "repair_onsite": {"fault_cause", "work_done"},
     "repair_escalate": {"work_done"},
     "repair_acceptance": {"acceptance_result"},
+}
+COMPARISONS = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.In: lambda value, options: value in options,
+    ast.NotIn: lambda value, options: value not in options,
 }
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
 
@@ -154,11 +179,13 @@ def test_every_sequence_flow_has_an_edge(bpmn):
 def test_shapes_do_not_overlap(bpmn):
     process_id, tree = bpmn
     shapes = shapes_by_element(tree)
-    hosts = {e.get("id"): e.get("attachedToRef") for e in tree.iterfind(".//bpmn:boundaryEvent", NS)}
+    hosts = {
+        e.get("id"): e.get("attachedToRef") for e in tree.iterfind(".//bpmn:boundaryEvent", NS)
+    }
     items = sorted(shapes.items())
     for i, (a, shape_a) in enumerate(items):
         ax, ay, aw, ah = bounds(shape_a)
-        for b, shape_b in items[i + 1:]:
+        for b, shape_b in items[i + 1 :]:
             if hosts.get(a) == b or hosts.get(b) == a:
                 continue
             bx, by, bw, bh = bounds(shape_b)
@@ -170,7 +197,9 @@ def test_edges_connect_their_shapes_and_avoid_others(bpmn):
     process_id, tree = bpmn
     shapes = shapes_by_element(tree)
     edges = edges_by_element(tree)
-    hosts = {e.get("id"): e.get("attachedToRef") for e in tree.iterfind(".//bpmn:boundaryEvent", NS)}
+    hosts = {
+        e.get("id"): e.get("attachedToRef") for e in tree.iterfind(".//bpmn:boundaryEvent", NS)
+    }
 
     def inside(point, box, margin):
         x, y, w, h = box
@@ -179,16 +208,24 @@ def test_edges_connect_their_shapes_and_avoid_others(bpmn):
     for flow in tree.iterfind(".//bpmn:sequenceFlow", NS):
         fid, src, tgt = flow.get("id"), flow.get("sourceRef"), flow.get("targetRef")
         points = waypoints(edges[fid])
-        assert inside(points[0], bounds(shapes[src]), 2), f"{process_id}: {fid} does not start at {src}"
-        assert inside(points[-1], bounds(shapes[tgt]), 2), f"{process_id}: {fid} does not end at {tgt}"
-        for (x1, y1), (x2, y2) in zip(points, points[1:]):
+        assert inside(points[0], bounds(shapes[src]), 2), (
+            f"{process_id}: {fid} does not start at {src}"
+        )
+        assert inside(points[-1], bounds(shapes[tgt]), 2), (
+            f"{process_id}: {fid} does not end at {tgt}"
+        )
+        for (x1, y1), (x2, y2) in itertools.pairwise(points):
             assert x1 == x2 or y1 == y2, f"{process_id}: {fid} has a diagonal segment"
             for other, shape in shapes.items():
                 if other in (src, tgt, hosts.get(src), hosts.get(tgt)):
                     continue
                 x, y, w, h = bounds(shape)
-                crosses = (min(x1, x2) < x + w and max(x1, x2) > x
-                           and min(y1, y2) < y + h and max(y1, y2) > y)
+                crosses = (
+                    min(x1, x2) < x + w
+                    and max(x1, x2) > x
+                    and min(y1, y2) < y + h
+                    and max(y1, y2) > y
+                )
                 assert not crosses, f"{process_id}: {fid} crosses {other}"
 
 
@@ -201,7 +238,9 @@ def test_names_are_chinese_and_tasks_are_documented(bpmn):
         if "Task" in local(element) or "Gateway" in local(element):
             doc = element.findtext("bpmn:documentation", namespaces=NS)
             assert doc and not CHINESE.search(doc), f"{element.get('id')}: English documentation"
-        if local(element) in ("userTask", "scriptTask", "businessRuleTask") or "Event" in local(element):
+        if local(element) in ("userTask", "scriptTask", "businessRuleTask") or "Event" in local(
+            element
+        ):
             assert name and CHINESE.search(name), f"{process_id}: {element.get('id')} has no name"
 
 
@@ -223,17 +262,20 @@ def test_expressions_are_python(bpmn):
     process_id, tree = bpmn
     expressions = []
     for e in tree.iterfind(".//bpmn:conditionExpression", NS):
-        expressions.append(("condition", e.text))
+        expressions.append((f"condition of {e.getparent().get('id')}", e.text))
     for e in tree.iterfind(".//bpmn:timeDuration", NS):
-        expressions.append(("timer", e.text))
+        expressions.append((f"timer of {e.getparent().getparent().get('id')}", e.text))
     for element in flow_nodes(tree):
         for attr in ("candidateGroups", "candidateUsers", "assignee", "dueDate"):
             value = element.get(CAMUNDA + attr)
             match = EXPRESSION.match(value or "")
             if match:
                 expressions.append((f"{element.get('id')}@{attr}", match.group(1)))
-    for kind, text in expressions:
-        ast.parse(text.strip(), mode="eval")
+    for where, text in expressions:
+        try:
+            ast.parse(text.strip(), mode="eval")
+        except SyntaxError as error:
+            pytest.fail(f"{process_id}: {where} `{text}` is not a Python expression: {error}")
     for script in tree.iterfind(".//bpmn:scriptTask", NS):
         assert script.get("scriptFormat") == "python"
         module = ast.parse(script.findtext("bpmn:script", namespaces=NS))
@@ -245,7 +287,9 @@ def test_user_tasks_have_forms_and_rules_reference_the_dmn(bpmn):
     for task in tree.iterfind(".//bpmn:userTask", NS):
         assert task.get(CAMUNDA + "formKey"), f"{process_id}: {task.get('id')} has no formKey"
         assert task.get(CAMUNDA + "candidateGroups") or task.get(CAMUNDA + "assignee")
-    decisions = {d.get("id") for d in parse(PROCESSES / "assignment.dmn").iterfind(".//dmn:decision", NS)}
+    decisions = {
+        d.get("id") for d in parse(PROCESSES / "assignment.dmn").iterfind(".//dmn:decision", NS)
+    }
     for task in tree.iterfind(".//bpmn:businessRuleTask", NS):
         assert task.get(CAMUNDA + "decisionRef") in decisions
 
@@ -255,11 +299,11 @@ def test_user_tasks_have_forms_and_rules_reference_the_dmn(bpmn):
 
 def test_every_form_key_has_a_form_with_that_id():
     keys = form_keys_in_bpmn()
-    assert set(keys) == set(FORM_FIELDS), "formKeys in the BPMN files differ from the expected forms"
     for key, where in keys.items():
         path = FORMS / f"{key}.form"
         assert path.is_file(), f"{where} uses formKey {key} but {path.relative_to(ROOT)} is missing"
         assert load_form(key)["id"] == key, f"{path.name}: id must be {key!r}"
+    assert set(keys) == set(FORM_FIELDS), "formKeys in the BPMN files differ from FORM_FIELDS"
 
 
 def test_no_form_without_a_user():
@@ -280,10 +324,14 @@ def test_form_schema(form_id):
     for component in components:
         if "key" in component:
             keys.add(component["key"])
-            assert component["id"] == component["key"], f"{form_id}: id != key for {component['key']}"
+            assert component["id"] == component["key"], (
+                f"{form_id}: id != key for {component['key']}"
+            )
         if "label" in component:
             assert CHINESE.search(component["label"]), f"{form_id}: label {component['label']!r}"
-            assert " / " in component["label"], f"{form_id}: label {component['label']!r} lacks English"
+            assert " / " in component["label"], (
+                f"{form_id}: label {component['label']!r} lacks English"
+            )
         for option in component.get("values", []):
             assert CHINESE.search(option["label"]), f"{form_id}: option {option['label']!r}"
     assert keys == FORM_FIELDS[form_id]
@@ -293,14 +341,18 @@ def test_form_schema(form_id):
 
 @pytest.mark.parametrize(("form_id", "key"), sorted(SELECT_VALUES))
 def test_select_values_match_the_conditions(form_id, key):
-    component = next(c for c in all_components(load_form(form_id)["components"]) if c.get("key") == key)
+    component = next(
+        c for c in all_components(load_form(form_id)["components"]) if c.get("key") == key
+    )
     assert component["type"] == "select"
     assert {v["value"] for v in component["values"]} == SELECT_VALUES[(form_id, key)]
 
 
 def test_checkboxes_default_to_false():
     # gw_parts compares parts_needed with True and False: it must never be missing.
-    component = next(c for c in load_form("repair_dispatch")["components"] if c.get("key") == "parts_needed")
+    component = next(
+        c for c in load_form("repair_dispatch")["components"] if c.get("key") == "parts_needed"
+    )
     assert component["type"] == "checkbox" and component["defaultValue"] is False
 
 
@@ -311,13 +363,23 @@ def dmn_table():
     tree = parse(PROCESSES / "assignment.dmn")
     decision = tree.find("dmn:decision", NS)
     table = decision.find("dmn:decisionTable", NS)
-    inputs = [i.findtext("dmn:inputExpression/dmn:text", namespaces=NS) for i in table.iterfind("dmn:input", NS)]
+    inputs = [
+        i.findtext("dmn:inputExpression/dmn:text", namespaces=NS)
+        for i in table.iterfind("dmn:input", NS)
+    ]
     outputs = [o.get("name") for o in table.iterfind("dmn:output", NS)]
     rules = []
     for rule in table.iterfind("dmn:rule", NS):
-        entries = [(e.findtext("dmn:text", namespaces=NS) or "").strip() for e in rule.iterfind("dmn:inputEntry", NS)]
-        results = [e.findtext("dmn:text", namespaces=NS) for e in rule.iterfind("dmn:outputEntry", NS)]
-        rules.append((rule.get("id"), entries, results, rule.findtext("dmn:description", namespaces=NS)))
+        entries = [
+            (e.findtext("dmn:text", namespaces=NS) or "").strip()
+            for e in rule.iterfind("dmn:inputEntry", NS)
+        ]
+        results = [
+            e.findtext("dmn:text", namespaces=NS) for e in rule.iterfind("dmn:outputEntry", NS)
+        ]
+        rules.append(
+            (rule.get("id"), entries, results, rule.findtext("dmn:description", namespaces=NS))
+        )
     return tree, decision, table, inputs, outputs, rules
 
 
@@ -346,21 +408,36 @@ def test_dmn_structure():
 
 def test_dmn_catch_all_row_is_last_and_only():
     *_, rules = dmn_table()
-    catch_all = [i for i, (_, entries, _, _) in enumerate(rules) if all(e in ("", "-") for e in entries)]
+    catch_all = [
+        i for i, (_, entries, _, _) in enumerate(rules) if all(e in ("", "-") for e in entries)
+    ]
     assert catch_all == [len(rules) - 1], "exactly one catch-all row, and it must be the last"
     assert [ast.literal_eval(t) for t in rules[-1][2]] == ["service_desk", 24]
 
 
-@pytest.mark.parametrize("category", ["network", "hardware", "facilities", "software", "account", "", "x"])
+@pytest.mark.parametrize(
+    "category", ["network", "hardware", "facilities", "software", "account", "", "x"]
+)
 def test_dmn_rows_do_not_overlap_and_give_the_agreed_results(category):
     *_, rules = dmn_table()
     sla = {"P1": 4, "P2": 8, "P3": 24, "P4": 72}
-    group = {"network": "network", "hardware": "hardware", "facilities": "facilities",
-             "software": "service_desk", "account": "service_desk"}
+    group = {
+        "network": "network",
+        "hardware": "hardware",
+        "facilities": "facilities",
+        "software": "service_desk",
+        "account": "service_desk",
+    }
     for priority in [*sla, "P9"]:
         for region in ("beijing", "shanghai", "shenzhen"):
-            hits = [(rule_id, results) for rule_id, entries, results, _ in rules
-                    if all(entry_matches(e, v) for e, v in zip(entries, (category, priority, region)))]
+            hits = [
+                (rule_id, results)
+                for rule_id, entries, results, _ in rules
+                if all(
+                    entry_matches(e, v)
+                    for e, v in zip(entries, (category, priority, region), strict=True)
+                )
+            ]
             specific = hits[:-1] if hits and hits[-1][0] == rules[-1][0] else hits
             assert len(specific) <= 1, f"{category}/{priority}/{region} matches {specific}"
             got = [ast.literal_eval(t) for t in hits[0][1]]

@@ -1,0 +1,208 @@
+"""Fixtures: a fresh database per run (SQLite, or PostgreSQL when PAIDAN_TEST_DATABASE_URL
+names a server), migrated with Alembic; each test runs inside a transaction rolled back after it.
+
+Tests that need real commits across threads or processes use ``fresh_app``: a database of
+their own, created and dropped around the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import g
+import sqlalchemy as sa
+from flask_migrate import upgrade
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from app import create_app
+from app.extensions import db
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PASSWORD = "test-password-1"
+ROOT = Path(__file__).resolve().parent.parent
+
+# username, role, groups, lead of
+ORG = [
+    ("admin", "admin", [], None),
+    ("desk", "dispatcher", ["service_desk"], "service_desk"),
+    ("reviewer", "reviewer", ["service_desk"], None),
+    ("net_lead", "handler", ["network"], "network"),
+    ("net1", "handler", ["network"], None),
+    ("hw_lead", "handler", ["hardware"], "hardware"),
+    ("hw1", "handler", ["hardware"], None),
+    ("fac_lead", "handler", ["facilities"], "facilities"),
+    ("fac1", "handler", ["facilities"], None),
+    ("parts", "handler", ["spare_parts"], "spare_parts"),
+    ("alice", "requester", [], None),
+    ("bob", "requester", [], None),
+]
+GROUPS = [
+    ("service_desk", "服务台"),
+    ("network", "网络组"),
+    ("hardware", "硬件组"),
+    ("facilities", "设施组"),
+    ("spare_parts", "备件库"),
+]
+
+
+def backend() -> str:
+    url = os.environ.get("PAIDAN_TEST_DATABASE_URL", "")
+    return "postgresql" if url.startswith("postgresql") else "sqlite"
+
+
+@pytest.fixture(scope="session")
+def new_database(tmp_path_factory):
+    """A factory of empty databases on the backend under test; all are dropped at the end."""
+    server = os.environ.get("PAIDAN_TEST_DATABASE_URL", "")
+    created: list[str] = []
+
+    def make() -> str:
+        if not server.startswith("postgresql"):
+            return f"sqlite:///{tmp_path_factory.mktemp('db') / 'paidan.sqlite3'}"
+        name = f"paidan_test_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        created.append(name)
+        return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+
+    if created:
+        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            for name in created:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def build_app(url: str):
+    """An app on ``url``, migrated, with the shipped processes and the test organisation."""
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        }
+    )
+    with app.app_context():
+        upgrade()
+        seed_org()
+        from app.demo import deploy_shipped
+
+        deploy_shipped(app)
+        db.session.commit()
+        db.session.remove()
+    return app
+
+
+def seed_org() -> None:
+    from app.auth.service import create_group, create_user
+
+    groups = {
+        code: create_group(db_session=db.session, code=code, name=name) for code, name in GROUPS
+    }
+    for username, role, group_codes, lead_of in ORG:
+        user = create_user(
+            db_session=db.session,
+            username=username,
+            password=PASSWORD,
+            role=role,
+            group_codes=group_codes,
+        )
+        if lead_of:
+            groups[lead_of].lead_id = user.id
+    from app.tickets.models import Device
+
+    db.session.add_all(
+        [
+            Device(
+                device_no="DEV-T-1", name="测试交换机", region="beijing", address="北京测试机房"
+            ),
+            Device(device_no="DEV-T-2", name="测试空调", region="shanghai", address="上海测试楼顶"),
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def app(new_database):
+    app = build_app(new_database())
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def fresh_app(new_database):
+    """An app on a database of its own, for tests that commit from several threads or processes."""
+    app = build_app(new_database())
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app) -> Iterator:
+    """db.session bound to one connection whose outer transaction is rolled back after the test.
+
+    Commits inside the code under test release SAVEPOINTs, so requests behave as in production.
+    """
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        db.session = scoped_session(
+            sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
+        )
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app, db_session):
+    return app.test_client()
+
+
+def auth_header(username: str, password: str = PASSWORD) -> dict:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+class Api:
+    """A test client that signs every request in as one user."""
+
+    def __init__(self, client, username: str):
+        self.client = client
+        self.headers = auth_header(username)
+        self.username = username
+
+    def get(self, url, **kw):
+        return self.request("GET", url, **kw)
+
+    def post(self, url, **kw):
+        return self.request("POST", url, **kw)
+
+    def request(self, method, url, **kw):
+        # The test holds an app context open, which requests share; drop the user that
+        # flask-login cached in g by the previous request, as a new request would.
+        g.pop("_login_user", None)
+        return self.client.open(url, method=method, headers=self.headers, **kw)
+
+
+@pytest.fixture
+def as_user(client):
+    return lambda username: Api(client, username)
