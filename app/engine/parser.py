@@ -118,7 +118,7 @@ def what_en(what: str) -> str:
 
 def _owner(node: etree._Element) -> etree._Element:
     """The nearest ancestor (or self) with an id: the element a person can find in the diagram."""
-    while node is not None and node.get("id") is None:
+    while node is not None and (node.get("id") is None or node.tag.endswith("EventDefinition")):
         node = node.getparent()
     return node
 

@@ -89,11 +89,12 @@ def validate(schema: dict | None, data: dict) -> dict:
         if component.get("type") == "expression":
             continue
         label = component.get("label") or key
-        value = data.get(key)
+        # A field left out takes the schema's default, as the browser form would send it.
+        value = data[key] if key in data else component.get("defaultValue")
         problem = _check(component, label, value)
         if problem:
             errors[key] = [problem]
-        elif key in data:
+        elif key in data or "defaultValue" in component:
             cleaned[key] = _clean(component, value)
     if errors:
         names = ", ".join(sorted(errors))
