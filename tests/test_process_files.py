@@ -229,6 +229,75 @@ def test_edges_connect_their_shapes_and_avoid_others(bpmn):
                 assert not crosses, f"{process_id}: {fid} crosses {other}"
 
 
+def label_bounds(di_element):
+    b = di_element.find("bpmndi:BPMNLabel/dc:Bounds", NS)
+    return None if b is None else tuple(float(b.get(k)) for k in ("x", "y", "width", "height"))
+
+
+def boxes_overlap(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+
+
+def test_edges_dock_on_the_outline_of_their_shapes(bpmn):
+    # As bpmn-js draws them: first and last waypoint on the border of the shape's box (the tips
+    # of a gateway's diamond, the sides of an event's circle), never inside the shape.
+    process_id, tree = bpmn
+    shapes = shapes_by_element(tree)
+    edges = edges_by_element(tree)
+
+    def on_border(point, box):
+        x, y, w, h = box
+        px, py = point
+        on_vertical = px in (x, x + w) and y <= py <= y + h
+        on_horizontal = py in (y, y + h) and x <= px <= x + w
+        return on_vertical or on_horizontal
+
+    for flow in tree.iterfind(".//bpmn:sequenceFlow", NS):
+        fid = flow.get("id")
+        points = waypoints(edges[fid])
+        for point, ref in ((points[0], flow.get("sourceRef")), (points[-1], flow.get("targetRef"))):
+            assert on_border(point, bounds(shapes[ref])), (
+                f"{process_id}: {fid} waypoint {point} is not on the outline of {ref}"
+            )
+
+
+def test_edges_do_not_run_along_each_other(bpmn):
+    process_id, tree = bpmn
+    segments = [
+        (fid, a, b)
+        for fid, edge in sorted(edges_by_element(tree).items())
+        for a, b in itertools.pairwise(waypoints(edge))
+    ]
+    for i, (fid_a, (ax1, ay1), (ax2, ay2)) in enumerate(segments):
+        for fid_b, (bx1, by1), (bx2, by2) in segments[i + 1 :]:
+            if fid_a == fid_b:
+                continue
+            if ay1 == ay2 == by1 == by2:  # both horizontal on the same line
+                shared = min(max(ax1, ax2), max(bx1, bx2)) - max(min(ax1, ax2), min(bx1, bx2))
+            elif ax1 == ax2 == bx1 == bx2:  # both vertical on the same line
+                shared = min(max(ay1, ay2), max(by1, by2)) - max(min(ay1, ay2), min(by1, by2))
+            else:
+                continue
+            assert shared <= 0, f"{process_id}: {fid_a} and {fid_b} are drawn on top of each other"
+
+
+def test_labels_do_not_cover_shapes(bpmn):
+    process_id, tree = bpmn
+    shapes = shapes_by_element(tree)
+    labelled = [*shapes.items(), *edges_by_element(tree).items()]
+    for owner, di_element in labelled:
+        label = label_bounds(di_element)
+        if label is None:
+            continue
+        for other, shape in shapes.items():
+            if other != owner:
+                assert not boxes_overlap(label, bounds(shape)), (
+                    f"{process_id}: the label of {owner} covers {other}"
+                )
+
+
 def test_names_are_chinese_and_tasks_are_documented(bpmn):
     process_id, tree = bpmn
     for element in flow_nodes(tree) + tree.findall(".//bpmn:sequenceFlow", NS):
@@ -292,6 +361,176 @@ def test_user_tasks_have_forms_and_rules_reference_the_dmn(bpmn):
     }
     for task in tree.iterfind(".//bpmn:businessRuleTask", NS):
         assert task.get(CAMUNDA + "decisionRef") in decisions
+
+
+def test_incoming_and_outgoing_match_the_sequence_flows(bpmn):
+    process_id, tree = bpmn
+    flows = list(tree.iterfind(".//bpmn:sequenceFlow", NS))
+    for node in flow_nodes(tree):
+        nid = node.get("id")
+        incoming = sorted(i.text for i in node.iterfind("bpmn:incoming", NS))
+        outgoing = sorted(o.text for o in node.iterfind("bpmn:outgoing", NS))
+        assert incoming == sorted(f.get("id") for f in flows if f.get("targetRef") == nid), (
+            f"{process_id}: bpmn:incoming of {nid}"
+        )
+        assert outgoing == sorted(f.get("id") for f in flows if f.get("sourceRef") == nid), (
+            f"{process_id}: bpmn:outgoing of {nid}"
+        )
+
+
+def test_no_loop_passes_a_parallel_gateway(bpmn):
+    # Stock SpiffWorkflow 3.2 counts the join token cancelled in an earlier pass as arrived: a
+    # loop back through a parallel join would reopen the task after it too early. Loops (such as
+    # rework after a rejected acceptance) must therefore close after the join.
+    process_id, tree = bpmn
+    successors = {}
+    for flow in tree.iterfind(".//bpmn:sequenceFlow", NS):
+        successors.setdefault(flow.get("sourceRef"), set()).add(flow.get("targetRef"))
+    for event in tree.iterfind(".//bpmn:boundaryEvent", NS):
+        successors.setdefault(event.get("attachedToRef"), set()).add(event.get("id"))
+
+    def reachable(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in successors.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    for gateway in tree.iterfind(".//bpmn:parallelGateway", NS):
+        gid = gateway.get("id")
+        assert gid not in reachable(gid), f"{process_id}: a loop passes the parallel gateway {gid}"
+
+
+# --- equipment_repair ---------------------------------------------------------------------
+
+REPAIR_NODES = {
+    "start_reported": "startEvent",
+    "task_assign": "businessRuleTask",
+    "task_dispatch": "userTask",
+    "gw_split": "parallelGateway",
+    "task_onsite": "userTask",
+    "timer_repair_remind": "boundaryEvent",
+    "task_remind": "scriptTask",
+    "end_reminded": "endEvent",
+    "timer_repair_sla": "boundaryEvent",
+    "task_escalate": "userTask",
+    "gw_onsite_merge": "exclusiveGateway",
+    "gw_parts": "exclusiveGateway",
+    "task_parts": "userTask",
+    "task_parts_done": "scriptTask",
+    "gw_parts_merge": "exclusiveGateway",
+    "gw_join": "parallelGateway",
+    "gw_acceptance_merge": "exclusiveGateway",
+    "task_acceptance": "userTask",
+    "gw_acceptance": "exclusiveGateway",
+    "task_rework": "userTask",
+    "task_archive": "scriptTask",
+    "end_archived": "endEvent",
+}
+# Left to right on one horizontal line; the other branches are drawn above and below it.
+REPAIR_MAIN_LINE = (
+    "start_reported",
+    "task_assign",
+    "task_dispatch",
+    "gw_split",
+    "task_onsite",
+    "gw_onsite_merge",
+    "gw_join",
+    "gw_acceptance_merge",
+    "task_acceptance",
+    "gw_acceptance",
+    "task_archive",
+    "end_archived",
+)
+
+
+@pytest.fixture
+def repair():
+    return parse(BPMN_FILES["equipment_repair"])
+
+
+def sequence_flows(tree):
+    return {
+        f.get("id"): (f.get("sourceRef"), f.get("targetRef"))
+        for f in tree.iterfind(".//bpmn:sequenceFlow", NS)
+    }
+
+
+def test_equipment_repair_elements(repair):
+    assert {e.get("id"): local(e) for e in flow_nodes(repair)} == REPAIR_NODES
+    hosts = {
+        e.get("id"): e.get("attachedToRef") for e in repair.iterfind(".//bpmn:boundaryEvent", NS)
+    }
+    assert hosts == {"timer_repair_remind": "task_onsite", "timer_repair_sla": "task_onsite"}
+
+
+def test_equipment_repair_rework_loops_back_to_acceptance_only(repair):
+    links = set(sequence_flows(repair).values())
+    assert {
+        ("task_dispatch", "gw_split"),
+        ("gw_join", "gw_acceptance_merge"),
+        ("gw_acceptance_merge", "task_acceptance"),
+        ("task_acceptance", "gw_acceptance"),
+        ("gw_acceptance", "task_archive"),
+        ("gw_acceptance", "task_rework"),
+        ("task_rework", "gw_acceptance_merge"),
+    } <= links
+    sources = {tgt: sorted(s for s, t in links if t == tgt) for _, tgt in links}
+    assert sources["gw_split"] == ["task_dispatch"]
+    assert sources["gw_acceptance_merge"] == ["gw_join", "task_rework"]
+    assert sources["task_acceptance"] == ["gw_acceptance_merge"]
+    conditions = {
+        f.get("targetRef"): f.findtext("bpmn:conditionExpression", namespaces=NS)
+        for f in repair.iterfind(".//bpmn:sequenceFlow[@sourceRef='gw_acceptance']", NS)
+    }
+    assert conditions == {
+        "task_archive": 'acceptance_result == "accept"',
+        "task_rework": 'acceptance_result == "reject"',
+    }
+
+
+def test_equipment_repair_rework_task(repair):
+    task = repair.find(".//bpmn:userTask[@id='task_rework']", NS)
+    assert task.get("name") == "返工"
+    assert {
+        k.removeprefix(CAMUNDA): v for k, v in task.attrib.items() if k.startswith(CAMUNDA)
+    } == {
+        "assignee": "${engineer}",
+        "candidateGroups": "${assigned_group}",
+        "dueDate": "${iso_hours(sla_hours)}",
+        "formKey": "repair_onsite",
+    }
+
+
+def test_equipment_repair_layout(repair):
+    shapes = {element: bounds(shape) for element, shape in shapes_by_element(repair).items()}
+    edges = edges_by_element(repair)
+
+    def center(element):
+        x, y, w, h = shapes[element]
+        return x + w / 2, y + h / 2
+
+    centers = [center(e) for e in REPAIR_MAIN_LINE]
+    main_y = centers[0][1]
+    assert {y for _, y in centers} == {main_y}, "the main line is not straight"
+    xs = [x for x, _ in centers]
+    assert xs == sorted(xs), "the main line does not run left to right"
+    for (a, (ax, _, aw, _)), (b, (bx, _, _, _)) in itertools.pairwise(
+        (e, shapes[e]) for e in REPAIR_MAIN_LINE
+    ):
+        assert bx - (ax + aw) >= 50, f"{a} and {b} are too close"
+    # The rework loop hangs below the acceptance part of the main line.
+    _, acceptance_y, _, acceptance_h = shapes["task_acceptance"]
+    _, rework_y, _, _ = shapes["task_rework"]
+    assert rework_y >= acceptance_y + acceptance_h + 40
+    assert shapes["task_rework"][0] == shapes["task_acceptance"][0]
+    for fid in ("flow_rework", "flow_rework_merge"):
+        points = waypoints(edges[fid])
+        assert min(y for _, y in points) > main_y, f"{fid} is not drawn below the main line"
+        assert min(x for x, _ in points) >= center("gw_acceptance_merge")[0], fid
+        assert max(x for x, _ in points) <= center("gw_acceptance")[0], fid
 
 
 # --- forms --------------------------------------------------------------------------------

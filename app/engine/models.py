@@ -27,14 +27,15 @@ class ProcessDefinition(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     bpmn_filename: Mapped[str] = mapped_column(String(200))
-    bpmn_xml: Mapped[str] = mapped_column(Text)
+    bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
     # {filename: xml} of the DMN files deployed with it, {form id: form-js schema}.
-    dmn_sources: Mapped[dict] = mapped_column(JSON, default=dict)
-    forms: Mapped[dict] = mapped_column(JSON, default=dict)
+    dmn_sources: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
+    forms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
     # The parsed specs as SpiffWorkflow serializes them; stored once per version.
-    spec_json: Mapped[str] = mapped_column(Text)
+    # The large columns are deferred: a step needs them only when its version is not cached.
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)
     # {element id: {"type", "name", "lane"?}} to label history without loading the spec.
-    elements: Mapped[dict] = mapped_column(JSON, default=dict)
+    elements: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deployed_by: Mapped[str | None] = mapped_column(String(100))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +66,41 @@ def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
     return load_state(instance.state, spec, subprocess_specs, SCRIPT_ENGINE)
 
 
+class WorkflowCache:
+    """Workflows this process saved last, each kept with the exact text it was saved as.
+
+    A step takes its workflow out of the cache only when the stored state text (read under
+    the row lock) is identical to the cached text, so the object is what deserializing would
+    give; anything else (another process wrote, a transaction rolled back) falls back to
+    deserializing. Correctness never depends on it; it saves one deserialization per step.
+    """
+
+    def __init__(self, size: int = 1000):
+        self.size = size
+        self._entries: OrderedDict[int, tuple[str, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, instance: ProcessInstance) -> BpmnWorkflow | None:
+        with self._lock:
+            entry = self._entries.pop(instance.id, None)
+        if entry is not None and entry[0] == instance.state:
+            return entry[1]
+        return None
+
+    def keep(self, instance_id: int, state: str, workflow: BpmnWorkflow) -> None:
+        with self._lock:
+            self._entries[instance_id] = (state, workflow)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+WORKFLOWS = WorkflowCache()
+
+
 def new_step(instance: ProcessInstance, actor: str | None) -> Step:
     spec, subprocess_specs = specs_of(instance.definition)
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SCRIPT_ENGINE)
@@ -82,7 +119,7 @@ def open_step(db_session: Session, instance_id: int, actor: str | None) -> Step:
         raise NotFound(
             f"流程实例 {instance_id} 不存在", f"process instance {instance_id} not found"
         )
-    workflow = load_workflow(instance)
+    workflow = WORKFLOWS.take(instance) or load_workflow(instance)
     before = {task.id: task.state for task in workflow.tasks.values()}
     return Step(instance=instance, workflow=workflow, actor=actor, before=before)
 
@@ -122,6 +159,7 @@ def save_step(db_session: Session, step: Step, *, now: datetime | None = None) -
         instance.status = "completed"
         instance.ended_at = now
     db_session.flush()  # assigns the id of a new instance; checks the version of an old one
+    WORKFLOWS.keep(instance.id, instance.state, workflow)
 
     events: list[dict] = []
     if not step.before:  # a new instance
@@ -160,14 +198,25 @@ def save_step(db_session: Session, step: Step, *, now: datetime | None = None) -
             events.append(_event_row(step, task, event_type, now))
 
     _close_tasks(db_session, closed_tasks, step.actor, now)
-    open_rows = [_human_task_row(db_session, step, task, now) for task in opened]
+    _open_tasks(db_session, step, opened, now)
     _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits)
     if instance.status == "completed" and instance.ended_at == now:
         events.append(_process_event(instance, "process_completed", step.actor, now))
     if events:
-        db_session.execute(insert(ProcessEvent), events)
+        db_session.execute(_bulk(ProcessEvent), events)
     completed = sum(1 for status in closed_tasks.values() if status == "completed")
-    instance_stepped.send(instance, db_session=db_session, opened=open_rows, completed=completed)
+    waiting_on = [
+        task.task_spec.bpmn_name or task.task_spec.bpmn_id
+        for task in workflow.get_tasks(state=TaskState.READY, manual=True)
+    ]
+    instance_stepped.send(
+        instance, db_session=db_session, waiting_on=waiting_on, completed=completed
+    )
+
+
+def _bulk(model):
+    # render_nulls keeps rows with None values in one executemany instead of one per key set.
+    return insert(model).execution_options(render_nulls=True)
 
 
 def _event_type(task, was: int, definition) -> str | None:
@@ -209,7 +258,7 @@ def _process_event(instance: ProcessInstance, event_type: str, actor, now, data=
         "ticket_id": instance.ticket_id,
         "element_id": instance.process_key,
         "element_type": "Process",
-        "element_name": instance.definition.name,
+        "element_name": instance.definition.name or instance.process_key,
         "event_type": event_type,
         "actor": actor,
         "at": now,
@@ -234,30 +283,38 @@ def _close_tasks(db_session: Session, closed: dict[str, str], actor, now) -> Non
             db_session.execute(update(HumanTask).where(HumanTask.id.in_(ids)).values(**values))
 
 
-def _human_task_row(db_session: Session, step: Step, task, now: datetime) -> HumanTask:
-    spec = task.task_spec
-    extensions = getattr(spec, "extensions", None) or {}
-    groups = _names(_resolve(step, task, extensions.get("camunda:candidateGroups")))
-    users = _names(_resolve(step, task, extensions.get("camunda:candidateUsers")))
-    assignee = _resolve(step, task, extensions.get("camunda:assignee"))
-    if not (groups or users or assignee) and extensions.get("lane"):
-        groups = [extensions["lane"]]  # a lane names the group when the task names none
-    row = HumanTask(
-        id=str(task.id),
-        instance_id=step.instance.id,
-        ticket_id=step.instance.ticket_id,
-        element_id=spec.bpmn_id,
-        name=spec.bpmn_name or spec.bpmn_id,
-        form_key=extensions.get("camunda:formKey") or _form_key(spec),
-        assignee=str(assignee) if assignee not in (None, "") else None,
-        due_at=_due_at(step, task, extensions.get("camunda:dueDate"), now),
-        status="open",
-        created_at=now,
-        candidates=[HumanTaskCandidate(kind="group", value=g) for g in groups]
-        + [HumanTaskCandidate(kind="user", value=u) for u in users],
-    )
-    db_session.add(row)
-    return row
+def _open_tasks(db_session: Session, step: Step, opened: list, now: datetime) -> None:
+    """Insert the human_task rows (and their candidates) of the user tasks that became ready."""
+    rows, candidates = [], []
+    for task in opened:
+        spec = task.task_spec
+        extensions = getattr(spec, "extensions", None) or {}
+        groups = _names(_resolve(step, task, extensions.get("camunda:candidateGroups")))
+        users = _names(_resolve(step, task, extensions.get("camunda:candidateUsers")))
+        assignee = _resolve(step, task, extensions.get("camunda:assignee"))
+        if not (groups or users or assignee) and extensions.get("lane"):
+            groups = [extensions["lane"]]  # a lane names the group when the task names none
+        task_id = str(task.id)
+        rows.append(
+            {
+                "id": task_id,
+                "instance_id": step.instance.id,
+                "ticket_id": step.instance.ticket_id,
+                "element_id": spec.bpmn_id,
+                "name": spec.bpmn_name or spec.bpmn_id,
+                "form_key": extensions.get("camunda:formKey") or _form_key(spec),
+                "assignee": str(assignee) if assignee not in (None, "") else None,
+                "due_at": _due_at(step, task, extensions.get("camunda:dueDate"), now),
+                "status": "open",
+                "created_at": now,
+            }
+        )
+        candidates += [{"task_id": task_id, "kind": "group", "value": g} for g in groups]
+        candidates += [{"task_id": task_id, "kind": "user", "value": u} for u in users]
+    if rows:
+        db_session.execute(_bulk(HumanTask), rows)
+    if candidates:
+        db_session.execute(insert(HumanTaskCandidate), candidates)
 
 
 def _form_key(spec) -> str | None:

@@ -4,6 +4,6 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-# sender: the ProcessInstance; kwargs: db_session, opened (new HumanTask rows),
-# completed (how many human tasks people completed in this step)
+# sender: the ProcessInstance; kwargs: db_session, waiting_on (names of the user tasks the
+# instance now waits on), completed (how many user tasks people completed in this step)
 instance_stepped = _signals.signal("instance-stepped")

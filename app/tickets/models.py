@@ -59,4 +59,4 @@ class Ticket(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    requester: Mapped[User] = relationship(lazy="joined")
+    requester: Mapped[User] = relationship()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from app import engine
@@ -98,21 +98,26 @@ def get_ticket(*, db_session: Session, ticket_id: int) -> Ticket:
 
 
 @instance_stepped.connect
-def follow_process(instance, *, db_session: Session, completed: int, **_) -> None:
-    """Keep the ticket's status and current step in step with its process instance."""
+def follow_process(
+    instance, *, db_session: Session, waiting_on: list[str], completed: int, **_
+) -> None:
+    """Keep the ticket's status and current step in step with its process instance.
+
+    One UPDATE per engine step, without loading the ticket: this runs on every step.
+    """
     if instance.ticket_id is None:
         return
-    ticket = db_session.get(Ticket, instance.ticket_id)
-    if ticket is None:
-        return
     now = utcnow()
-    ticket.updated_at = now
+    values: dict = {"updated_at": now}
     if instance.status == "completed":
-        ticket.status, ticket.closed_at, ticket.current_step = "closed", now, None
-        return
-    names = [
-        task.name for task in engine.open_tasks(db_session=db_session, instance_id=instance.id)
-    ]
-    ticket.current_step = "、".join(dict.fromkeys(names))[:300] or None
-    if completed and ticket.status == "open":
-        ticket.status = "in_progress"
+        values.update(status="closed", closed_at=now, current_step=None)
+    else:
+        values["current_step"] = "、".join(dict.fromkeys(waiting_on))[:300] or None
+        if completed:
+            values["status"] = case((Ticket.status == "open", "in_progress"), else_=Ticket.status)
+    db_session.execute(
+        update(Ticket)
+        .where(Ticket.id == instance.ticket_id)
+        .values(**values)
+        .execution_options(synchronize_session="fetch")
+    )
