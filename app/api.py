@@ -6,10 +6,12 @@ import logging
 
 from flask import Flask, jsonify
 from flask_smorest import Api
+from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from app.errors import PaidanError
@@ -70,6 +72,18 @@ def _field_names(errors) -> list[str]:
         else:
             names.append(str(location))
     return names
+
+
+class _Parser(FlaskParser):
+    # Invalid request fields are invalid input (400) like every other; 422 is kept for
+    # "the process cannot continue with this data".
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(SmorestBlueprint):
+    """flask-smorest Blueprint whose request validation errors are 400."""
+
+    ARGUMENTS_PARSER = _Parser()
 
 
 class PaidanApi(Api):

@@ -20,23 +20,40 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade  # noqa: E402
-from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
-from SpiffWorkflow.util.task import TaskState  # noqa: E402
+from flask_migrate import upgrade
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
 
-from app import create_app, engine  # noqa: E402
-from app.auth.service import create_group, create_user  # noqa: E402
-from app.demo import deploy_shipped  # noqa: E402
-from app.engine.runtime import specs_of  # noqa: E402
-from app.engine.scripting import SCRIPT_ENGINE  # noqa: E402
-from app.extensions import db  # noqa: E402
-from app.tickets.service import create_ticket  # noqa: E402
+from app import create_app, engine
+from app.auth.service import create_group, create_user
+from app.demo import deploy_shipped
+from app.engine.runtime import specs_of
+from app.engine.scripting import SCRIPT_ENGINE
+from app.extensions import db
+from app.tickets.service import create_ticket
 
-START = {"ticket_id": 0, "ticket_no": "IT-0", "title": "压测", "description": "", "requester": "req",
-         "category": "", "priority": "P3", "region": "beijing", "device_no": ""}
+START = {
+    "ticket_id": 0,
+    "ticket_no": "IT-0",
+    "title": "压测",
+    "description": "",
+    "requester": "req",
+    "category": "",
+    "priority": "P3",
+    "region": "beijing",
+    "device_no": "",
+}
 STEPS = [
-    ("task_triage", {"category": "hardware", "priority": "P2", "region": "beijing",
-                     "resolution": "forward", "triage_note": ""}),
+    (
+        "task_triage",
+        {
+            "category": "hardware",
+            "priority": "P2",
+            "region": "beijing",
+            "resolution": "forward",
+            "triage_note": "",
+        },
+    ),
     ("task_handle", {"solution": "已处理", "time_spent_minutes": 5}),
     ("task_review", {"review_result": "approve", "review_comment": ""}),
 ]
@@ -47,8 +64,9 @@ def build(url: str):
     with app.app_context():
         upgrade()
         create_group(db_session=db.session, code="service_desk", name="服务台")
-        lead = create_user(db_session=db.session, username="lead", password="bench-pass",
-                           role="handler")
+        lead = create_user(
+            db_session=db.session, username="lead", password="bench-pass", role="handler"
+        )
         create_group(db_session=db.session, code="hardware", name="硬件组").lead_id = lead.id
         create_user(db_session=db.session, username="req", password="bench-pass", role="requester")
         deploy_shipped(app)
@@ -58,8 +76,9 @@ def build(url: str):
 
 def in_memory(app, count: int) -> float:
     with app.app_context():
-        spec, subprocess_specs = specs_of(engine.latest_definition(db_session=db.session,
-                                                                   key="it_service"))
+        spec, subprocess_specs = specs_of(
+            engine.latest_definition(db_session=db.session, key="it_service")
+        )
         began = time.perf_counter()
         for _ in range(count):
             workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SCRIPT_ENGINE)
@@ -83,8 +102,9 @@ def persisted(app, count: int) -> float:
         requester = find_user(db_session=session, username="req")
         began = time.perf_counter()
         for i in range(count):
-            ticket = create_ticket(db_session=session, requester=requester, title=f"压测 {i}",
-                                   process_key="it_service")
+            ticket = create_ticket(
+                db_session=session, requester=requester, title=f"压测 {i}", process_key="it_service"
+            )
             instance_id = ticket.process_instance_id
             session.commit()
             for element_id, data in STEPS:
@@ -92,7 +112,10 @@ def persisted(app, count: int) -> float:
                 assert task.element_id == element_id
                 engine.complete_task(db_session=session, task_id=task.id, data=data, actor="bench")
                 session.commit()
-            assert engine.get_instance(db_session=session, instance_id=instance_id).status == "completed"
+            assert (
+                engine.get_instance(db_session=session, instance_id=instance_id).status
+                == "completed"
+            )
         rate = count / (time.perf_counter() - began)
         session.remove()
         db.engine.dispose()
@@ -102,8 +125,11 @@ def persisted(app, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=300)
-    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                        help="a server URL; a scratch database is created and dropped ('' to skip)")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="a server URL; a scratch database is created and dropped ('' to skip)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
@@ -112,8 +138,10 @@ def main() -> None:
         memory_rate = in_memory(sqlite_app, args.instances)
         print(f"in memory (SpiffWorkflow only):   {memory_rate:8.1f} instances/s")
         sqlite_rate = persisted(sqlite_app, args.instances)
-        print(f"persisted, SQLite (service layer): {sqlite_rate:8.1f} instances/s  "
-              f"= {sqlite_rate / memory_rate:6.1%} of in memory")
+        print(
+            f"persisted, SQLite (service layer): {sqlite_rate:8.1f} instances/s  "
+            f"= {sqlite_rate / memory_rate:6.1%} of in memory"
+        )
 
     if args.postgres:
         name = f"paidan_bench_{uuid.uuid4().hex[:8]}"
@@ -123,14 +151,18 @@ def main() -> None:
         try:
             url = sa.engine.make_url(args.postgres).set(database=name).render_as_string(False)
             pg_rate = persisted(build(url), args.instances)
-            print(f"persisted, PostgreSQL:             {pg_rate:8.1f} instances/s  "
-                  f"= {pg_rate / memory_rate:6.1%} of in memory")
+            print(
+                f"persisted, PostgreSQL:             {pg_rate:8.1f} instances/s  "
+                f"= {pg_rate / memory_rate:6.1%} of in memory"
+            )
         finally:
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.dispose()
-    print(f"({args.instances} instances of it_service, 3 user tasks + DMN + gateways each; "
-          "one transaction per step)")
+    print(
+        f"({args.instances} instances of it_service, 3 user tasks + DMN + gateways each; "
+        "one transaction per step)"
+    )
 
 
 if __name__ == "__main__":

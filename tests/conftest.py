@@ -15,8 +15,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask import g
 import sqlalchemy as sa
+from flask import g
 from flask_migrate import upgrade
 from sqlalchemy.orm import scoped_session, sessionmaker
 

@@ -43,14 +43,20 @@ def test_two_concurrent_completions_one_wins_one_gets_409(fresh_app):
     with fresh_app.app_context():
         alice = find_user(db_session=db.session, username="alice")
         tickets = [
-            create_ticket(db_session=db.session, requester=alice, title=f"并发测试 {i}",
-                          process_key="it_service")
+            create_ticket(
+                db_session=db.session,
+                requester=alice,
+                title=f"并发测试 {i}",
+                process_key="it_service",
+            )
             for i in range(ROUNDS)
         ]
         db.session.commit()
         cases = []
         for ticket in tickets:
-            (task,) = engine.open_tasks(db_session=db.session, instance_id=ticket.process_instance_id)
+            (task,) = engine.open_tasks(
+                db_session=db.session, instance_id=ticket.process_instance_id
+            )
             instance = db.session.get(ProcessInstance, ticket.process_instance_id)
             cases.append((task.id, instance.id, instance.version))
         db.session.remove()
@@ -64,12 +70,23 @@ def test_two_concurrent_completions_one_wins_one_gets_409(fresh_app):
             results: list[int] = []
             barrier = threading.Barrier(2)
 
-            def complete(username: str, priority: str, task_id=task_id, barrier=barrier):
+            def complete(username, priority, task_id=task_id, barrier=barrier, results=results):
                 barrier.wait()
-                results.append(post(f"{base}/{task_id}/complete", username, {"data": {
-                    "category": "network", "priority": priority, "region": "beijing",
-                    "resolution": "forward", "triage_note": username,
-                }}))
+                results.append(
+                    post(
+                        f"{base}/{task_id}/complete",
+                        username,
+                        {
+                            "data": {
+                                "category": "network",
+                                "priority": priority,
+                                "region": "beijing",
+                                "resolution": "forward",
+                                "triage_note": username,
+                            }
+                        },
+                    )
+                )
 
             threads = [
                 threading.Thread(target=complete, args=("desk", "P1")),
@@ -101,9 +118,18 @@ def test_two_concurrent_completions_one_wins_one_gets_409(fresh_app):
             assert data["sla_hours"] == (4 if winner.actor == "desk" else 72)
             open_now = engine.open_tasks(db_session=db.session, instance_id=instance_id)
             assert [t.element_id for t in open_now] == ["task_handle"]
-            assert engine.get_task(db_session=db.session, task_id=task_id).completed_by == winner.actor
-        assert db.session.scalar(
-            select(func.count()).select_from(ProcessEvent).where(ProcessEvent.event_type == "task_created",
-                                                                 ProcessEvent.element_id == "task_handle")
-        ) == ROUNDS
+            assert (
+                engine.get_task(db_session=db.session, task_id=task_id).completed_by == winner.actor
+            )
+        assert (
+            db.session.scalar(
+                select(func.count())
+                .select_from(ProcessEvent)
+                .where(
+                    ProcessEvent.event_type == "task_created",
+                    ProcessEvent.element_id == "task_handle",
+                )
+            )
+            == ROUNDS
+        )
         db.session.remove()

@@ -13,14 +13,24 @@ ONSITE = {"fault_cause": "压缩机电容老化", "work_done": "更换电容并�
 
 
 def repair(db_session, **fields):
-    fields = {"category": "facilities", "priority": "P2", "region": "shanghai",
-              "device_no": "DEV-T-2", **fields}
+    fields = {
+        "category": "facilities",
+        "priority": "P2",
+        "region": "shanghai",
+        "device_no": "DEV-T-2",
+        **fields,
+    }
     return Flow(db_session, "alice", "equipment_repair", **fields)
 
 
 def dispatch(flow, parts: bool, engineer="fac1"):
-    flow.do("task_dispatch", "desk", engineer=engineer, parts_needed=parts,
-            parts_list="电容 × 1" if parts else "")
+    flow.do(
+        "task_dispatch",
+        "desk",
+        engineer=engineer,
+        parts_needed=parts,
+        parts_list="电容 × 1" if parts else "",
+    )
 
 
 def test_without_parts_the_parts_branch_is_skipped(db_session):
@@ -35,7 +45,9 @@ def test_without_parts_the_parts_branch_is_skipped(db_session):
     flow.do("task_onsite", "fac1", **ONSITE)
     acceptance = flow.task("task_acceptance")
     assert acceptance.assignee == "alice"  # the requester accepts
-    flow.do("task_acceptance", "alice", acceptance_result="accept", acceptance_comment="好了", csat=5)
+    flow.do(
+        "task_acceptance", "alice", acceptance_result="accept", acceptance_comment="好了", csat=5
+    )
 
     assert flow.instance.status == "completed" and flow.ticket.status == "closed"
     assert "task_parts" not in flow.completed_elements()
@@ -59,7 +71,9 @@ def test_parts_and_onsite_run_in_parallel_in_either_order(db_session, order):
     first, second = order
     actions = {
         "task_onsite": lambda: flow.do("task_onsite", "fac1", **ONSITE),
-        "task_parts": lambda: flow.do("task_parts", "parts", parts_issued=True, parts_note="已出库"),
+        "task_parts": lambda: flow.do(
+            "task_parts", "parts", parts_issued=True, parts_note="已出库"
+        ),
     }
     actions[first]()
     assert list(flow.open_tasks()) == [second], "the join must wait for the other branch"
@@ -79,7 +93,9 @@ def test_rejected_acceptance_sends_the_engineer_back_on_site(db_session):
     flow.do("task_acceptance", "alice", acceptance_result="reject", acceptance_comment="仍有异响")
 
     rework = flow.task("task_rework")
-    assert list(flow.open_tasks()) == ["task_rework"], "no second parts request, no early acceptance"
+    assert list(flow.open_tasks()) == ["task_rework"], (
+        "no second parts request, no early acceptance"
+    )
     assert rework.assignee == "fac1" and rework.form_key == "repair_onsite"
     flow.do("task_rework", "fac1", fault_cause="风扇叶片松动", work_done="紧固叶片")
     flow.do("task_acceptance", "alice", acceptance_result="reject", acceptance_comment="还是响")
@@ -87,8 +103,11 @@ def test_rejected_acceptance_sends_the_engineer_back_on_site(db_session):
     flow.do("task_acceptance", "alice", acceptance_result="accept", csat=3)
 
     assert flow.instance.status == "completed"
-    assert [e.data["acceptance_result"] for e in flow.events("task_completed")
-            if e.element_id == "task_acceptance"] == ["reject", "reject", "accept"]
+    assert [
+        e.data["acceptance_result"]
+        for e in flow.events("task_completed")
+        if e.element_id == "task_acceptance"
+    ] == ["reject", "reject", "accept"]
 
 
 def test_reminder_before_the_sla_keeps_the_engineer_on_the_task(db_session):
@@ -126,7 +145,8 @@ def test_sla_breach_escalates_on_site_work_to_the_group_lead(db_session):
     assert sorted(tasks) == ["task_escalate", "task_parts"]
     assert tasks["task_escalate"].assignee == "fac_lead"
     assert [e.element_id for e in flow.events("timer_fired")] == [
-        "timer_repair_remind", "timer_repair_sla"
+        "timer_repair_remind",
+        "timer_repair_sla",
     ]
     flow.do("task_escalate", "fac_lead", work_done="组长带队更换压缩机", escalation_note="超时升级")
     assert list(flow.open_tasks()) == ["task_parts"]
@@ -147,5 +167,9 @@ def test_a_requester_cannot_do_the_engineers_work(db_session):
         complete(db_session=db_session, user=bob, task_id=flow.task("task_onsite").id, data=ONSITE)
     other_engineer = find_user(db_session=db_session, username="hw1")
     with pytest.raises(NotAllowed):
-        complete(db_session=db_session, user=other_engineer, task_id=flow.task("task_onsite").id,
-                 data=ONSITE)
+        complete(
+            db_session=db_session,
+            user=other_engineer,
+            task_id=flow.task("task_onsite").id,
+            data=ONSITE,
+        )

@@ -19,22 +19,34 @@ from app.extensions import db
 from app.tickets.service import create_ticket
 from tests.conftest import ROOT, SHANGHAI, backend
 
-FORWARD = {"category": "hardware", "priority": "P1", "region": "beijing",
-           "resolution": "forward", "triage_note": ""}
+FORWARD = {
+    "category": "hardware",
+    "priority": "P1",
+    "region": "beijing",
+    "resolution": "forward",
+    "triage_note": "",
+}
 
 
 def overdue_tickets(app, count: int) -> list[int]:
     """Tickets whose 4-hour SLA timer started five hours ago, committed."""
-    with app.app_context(), time_machine.travel(datetime.now(SHANGHAI) - timedelta(hours=5), tick=False):
+    with (
+        app.app_context(),
+        time_machine.travel(datetime.now(SHANGHAI) - timedelta(hours=5), tick=False),
+    ):
         alice = find_user(db_session=db.session, username="alice")
         desk = find_user(db_session=db.session, username="desk")
         ids = []
         for i in range(count):
-            ticket = create_ticket(db_session=db.session, requester=alice, title=f"超时 {i}",
-                                   process_key="it_service")
-            (triage,) = engine.open_tasks(db_session=db.session, instance_id=ticket.process_instance_id)
-            engine.complete_task(db_session=db.session, task_id=triage.id, data=FORWARD,
-                                 actor=desk.username)
+            ticket = create_ticket(
+                db_session=db.session, requester=alice, title=f"超时 {i}", process_key="it_service"
+            )
+            (triage,) = engine.open_tasks(
+                db_session=db.session, instance_id=ticket.process_instance_id
+            )
+            engine.complete_task(
+                db_session=db.session, task_id=triage.id, data=FORWARD, actor=desk.username
+            )
             ids.append(ticket.process_instance_id)
         db.session.commit()
         db.session.remove()
@@ -45,7 +57,11 @@ def run_worker(app) -> subprocess.Popen:
     env = {**os.environ, "PAIDAN_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]}
     return subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--once"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -53,7 +69,9 @@ def escalations(app, instance_ids) -> dict[int, int]:
     with app.app_context():
         rows = db.session.execute(
             select(ProcessEvent.instance_id, func.count())
-            .where(ProcessEvent.event_type == "timer_fired", ProcessEvent.instance_id.in_(instance_ids))
+            .where(
+                ProcessEvent.event_type == "timer_fired", ProcessEvent.instance_id.in_(instance_ids)
+            )
             .group_by(ProcessEvent.instance_id)
         ).all()
         db.session.remove()
@@ -86,7 +104,8 @@ def test_two_worker_processes_fire_each_due_timer_exactly_once(fresh_app):
     assert escalations(fresh_app, ids) == {i: 1 for i in ids}
     with fresh_app.app_context():
         open_escalations = db.session.scalar(
-            select(func.count()).select_from(HumanTask)
+            select(func.count())
+            .select_from(HumanTask)
             .where(HumanTask.element_id == "task_escalate", HumanTask.status == "open")
         )
         assert open_escalations == 12

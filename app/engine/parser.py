@@ -172,11 +172,15 @@ def check_dmn_expressions(filename: str, root: etree._Element) -> None:
             candidate = text.replace("?", "dmninputexpr")
             try:
                 check_expression(candidate)
-            except ExpressionError:
-                try:
+            except ExpressionError as first:
+                if not first.syntax:
+                    _refuse(filename, _owner(node), "规则条目", first)
+                try:  # a unary test such as `>= 3` reads as `input >= 3`
                     check_expression(f"dmninputexpr {candidate}")
-                except ExpressionError as error:
-                    _refuse(filename, _owner(node), "规则条目", error)
+                except ExpressionError as second:
+                    _refuse(
+                        filename, _owner(node), "规则条目", second if not second.syntax else first
+                    )
         elif text:
             _check(filename, _owner(node), "表达式", check_expression, text)
 

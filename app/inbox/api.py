@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from flask_login import current_user
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from app import engine
-from app.api import PageArgs, paginate
+from app.api import Blueprint, PageArgs, paginate
 from app.auth.access import login_required
 from app.extensions import db
 from app.inbox.service import complete, visible_tasks_query

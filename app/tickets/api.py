@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask_login import current_user
-from flask_smorest import Blueprint
 from marshmallow import fields
 from sqlalchemy import select
 
 from app import engine
-from app.api import PageArgs, paginate
+from app.api import Blueprint, PageArgs, paginate
 from app.auth.access import login_required
 from app.errors import NotAllowed
 from app.extensions import db

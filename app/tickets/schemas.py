@@ -45,8 +45,15 @@ class TicketSchema(Schema):
         return f"{zh} / {en}"
 
 
+class TicketSummarySchema(TicketSchema):
+    """A ticket in a list: without its tasks and history."""
+
+    class Meta:
+        exclude = ("open_tasks", "history")
+
+
 class TicketPageSchema(Schema):
-    items = fields.List(fields.Nested(TicketSchema(exclude=("open_tasks", "history"))))
+    items = fields.List(fields.Nested(TicketSummarySchema))
     total = fields.Integer()
     page = fields.Integer()
     per_page = fields.Integer()

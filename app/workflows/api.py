@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import request
 from flask_login import current_user
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from app import engine
+from app.api import Blueprint
 from app.auth.access import roles_required
 from app.engine.models import ProcessDefinition
 from app.errors import InvalidInput

@@ -1,0 +1,49 @@
+# Paidan (派单): set-up, run and test. `make run` and `make test` are the README's two commands.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+# The suite runs on SQLite, then on this PostgreSQL server (set it empty to skip).
+PAIDAN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test lint bench install designer db demo clean
+
+run: install designer db demo
+	$(FLASK) serve --host 127.0.0.1 --port 5000
+
+test: install designer lint
+	$(BIN)/pytest
+	@if [ -n "$(PAIDAN_TEST_POSTGRES_URL)" ]; then \
+		echo "== the same suite on PostgreSQL ($(PAIDAN_TEST_POSTGRES_URL))"; \
+		PAIDAN_TEST_DATABASE_URL="$(PAIDAN_TEST_POSTGRES_URL)" $(BIN)/pytest; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/engine.py --postgres "$(PAIDAN_TEST_POSTGRES_URL)"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+designer: designer/node_modules/.package-lock.json
+
+designer/node_modules/.package-lock.json: designer/package-lock.json
+	npm ci --prefix designer --no-audit --no-fund
+
+db: install
+	$(FLASK) db upgrade
+
+demo: install
+	$(FLASK) seed-demo
+
+clean:
+	rm -rf $(VENV) designer/node_modules instance
