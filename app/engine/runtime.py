@@ -21,8 +21,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from app.engine.models import (
     HumanTask,
@@ -34,7 +35,7 @@ from app.engine.models import (
     Timer,
 )
 from app.engine.scripting import SCRIPT_ENGINE
-from app.engine.serializer import STATE_FORMAT, dump_state, load_specs, load_state
+from app.engine.serializer import STATE_FORMAT, dump_state, load_state, restore_specs
 from app.engine.signals import instance_stepped
 from app.errors import NotFound, ProcessError
 from app.rules.expressions import ExpressionError, evaluate
@@ -57,8 +58,35 @@ class Step:
     start_data: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """What a step needs of a definition version: its spec objects and its forms."""
+
+    spec: object
+    subprocess_specs: dict
+    forms: dict
+
+
+_COMPILED: dict[str, Compiled] = {}
+
+
+def compiled(definition: ProcessDefinition) -> Compiled:
+    """The compiled form of a definition version, restored once per process.
+
+    Versions are immutable and named by their content hash, so this cache can never be stale,
+    only cold; the large deferred columns are read only when it is.
+    """
+    cached = _COMPILED.get(definition.content_hash)
+    if cached is None:
+        spec, subprocess_specs = restore_specs(definition.spec_json)
+        cached = Compiled(spec, subprocess_specs, dict(definition.forms))
+        _COMPILED[definition.content_hash] = cached
+    return cached
+
+
 def specs_of(definition: ProcessDefinition):
-    return load_specs(definition.content_hash, definition.spec_json)
+    found = compiled(definition)
+    return found.spec, found.subprocess_specs
 
 
 def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
@@ -215,8 +243,8 @@ def save_step(db_session: Session, step: Step, *, now: datetime | None = None) -
 
 
 def _bulk(model):
-    # render_nulls keeps rows with None values in one executemany instead of one per key set.
-    return insert(model).execution_options(render_nulls=True)
+    # Core inserts on the hot path: the ORM's bulk path costs more than the statement itself.
+    return model.__table__.insert()
 
 
 def _event_type(task, was: int, definition) -> str | None:
@@ -273,6 +301,14 @@ def _data_delta(task) -> dict:
     return json.loads(json.dumps(delta, default=str)) if delta else {}
 
 
+def expire_loaded(db_session: Session, model, ids) -> None:
+    """Expire objects of ``model`` already in the session that a Core UPDATE just changed."""
+    for ident in ids:
+        loaded = db_session.identity_map.get(identity_key(model, ident))
+        if loaded is not None:
+            db_session.expire(loaded)
+
+
 def _close_tasks(db_session: Session, closed: dict[str, str], actor, now) -> None:
     for status in ("completed", "cancelled"):
         ids = [task_id for task_id, s in closed.items() if s == status]
@@ -280,7 +316,9 @@ def _close_tasks(db_session: Session, closed: dict[str, str], actor, now) -> Non
             values = {"status": status, "ended_at": now}
             if status == "completed":
                 values["completed_by"] = actor
-            db_session.execute(update(HumanTask).where(HumanTask.id.in_(ids)).values(**values))
+            table = HumanTask.__table__
+            db_session.execute(table.update().where(table.c.id.in_(ids)).values(**values))
+            expire_loaded(db_session, HumanTask, ids)
 
 
 def _open_tasks(db_session: Session, step: Step, opened: list, now: datetime) -> None:
@@ -314,7 +352,7 @@ def _open_tasks(db_session: Session, step: Step, opened: list, now: datetime) ->
     if rows:
         db_session.execute(_bulk(HumanTask), rows)
     if candidates:
-        db_session.execute(insert(HumanTaskCandidate), candidates)
+        db_session.execute(_bulk(HumanTaskCandidate), candidates)
 
 
 def _form_key(spec) -> str | None:
@@ -364,7 +402,8 @@ def _due_at(step: Step, task, expression: str | None, now: datetime) -> datetime
 def _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits) -> None:
     if gone_waits:
         gone = [str(task.id) for task in gone_waits]
-        db_session.execute(delete(Timer).where(Timer.task_id.in_(gone)))
+        timers = Timer.__table__
+        db_session.execute(timers.delete().where(timers.c.task_id.in_(gone)))
         names = [
             task.task_spec.event_definition.name
             for task in gone_waits
@@ -379,7 +418,7 @@ def _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits) -
             )
     if new_timers:
         db_session.execute(
-            insert(Timer),
+            _bulk(Timer),
             [
                 {
                     "instance_id": instance.id,

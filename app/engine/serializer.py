@@ -73,23 +73,13 @@ def dump_specs(spec, subprocess_specs: dict) -> str:
     )
 
 
-_SPECS: dict[str, tuple] = {}
-
-
-def load_specs(content_hash: str, spec_json: str):
-    """Restore the specs of a definition version.
-
-    Versions are immutable and named by their content hash, so the restored objects are kept
-    per hash: a cache that can never be stale, only cold.
-    """
-    cached = _SPECS.get(content_hash)
-    if cached is None:
-        dct = json.loads(spec_json)
-        registry = SERIALIZER.registry
-        spec = registry.restore(dct["spec"])
-        subprocess_specs = {k: registry.restore(v) for k, v in dct["subprocess_specs"].items()}
-        cached = _SPECS[content_hash] = (spec, subprocess_specs)
-    return cached
+def restore_specs(spec_json: str):
+    """The spec objects of a definition version from their stored JSON."""
+    dct = json.loads(spec_json)
+    registry = SERIALIZER.registry
+    spec = registry.restore(dct["spec"])
+    subprocess_specs = {k: registry.restore(v) for k, v in dct["subprocess_specs"].items()}
+    return spec, subprocess_specs
 
 
 def dump_state(workflow: BpmnWorkflow) -> str:

@@ -30,7 +30,15 @@ from app.engine.models import (
     ProcessInstance,
     Timer,
 )
-from app.engine.runtime import Step, load_workflow, new_step, open_step, run_engine, save_step
+from app.engine.runtime import (
+    Step,
+    compiled,
+    load_workflow,
+    new_step,
+    open_step,
+    run_engine,
+    save_step,
+)
 from app.engine.serializer import STATE_FORMAT, dump_specs
 from app.errors import Conflict, InvalidInput, NotFound
 from app.forms.validation import read_form, validate
@@ -211,7 +219,7 @@ def complete_task(
             f"任务 {row.name}（{task_id}）已被他人处理",
             f"task {row.name} ({task_id}) was already handled",
         )
-    schema = step.instance.definition.forms.get(row.form_key) if row.form_key else None
+    schema = compiled(step.instance.definition).forms.get(row.form_key) if row.form_key else None
     cleaned = validate(schema, data or {})
     step.submitted[task.id] = cleaned
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from app import engine
 from app.auth.models import User
+from app.engine.runtime import expire_loaded
 from app.engine.signals import instance_stepped
 from app.errors import InvalidInput, NotFound
 from app.tickets.models import PRIORITIES, REGIONS, Device, Ticket
@@ -114,10 +115,10 @@ def follow_process(
     else:
         values["current_step"] = "、".join(dict.fromkeys(waiting_on))[:300] or None
         if completed:
-            values["status"] = case((Ticket.status == "open", "in_progress"), else_=Ticket.status)
-    db_session.execute(
-        update(Ticket)
-        .where(Ticket.id == instance.ticket_id)
-        .values(**values)
-        .execution_options(synchronize_session="fetch")
-    )
+            values["status"] = case(
+                (Ticket.__table__.c.status == "open", "in_progress"),
+                else_=Ticket.__table__.c.status,
+            )
+    table = Ticket.__table__
+    db_session.execute(table.update().where(table.c.id == instance.ticket_id).values(**values))
+    expire_loaded(db_session, Ticket, [instance.ticket_id])
