@@ -13,9 +13,9 @@ import argparse
 import sys
 import tempfile
 import time
-from statistics import median
 import uuid
 from pathlib import Path
+from statistics import median
 
 import sqlalchemy as sa
 
