@@ -162,7 +162,8 @@ def main() -> None:
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.dispose()
     print(
-        f"({args.instances} instances of it_service, 3 user tasks + DMN + gateways each; "
+        f"(median of 3 rounds of {args.instances} instances of it_service, "
+        "3 user tasks + DMN + gateways each; "
         "one transaction per step)"
     )
 

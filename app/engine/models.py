@@ -85,7 +85,7 @@ class HumanTask(db.Model):
     completed_by: Mapped[str | None] = mapped_column(String(100))
 
     candidates: Mapped[list[HumanTaskCandidate]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="HumanTaskCandidate.value"
+        cascade="all, delete-orphan", order_by="HumanTaskCandidate.value"
     )
 
     @property

@@ -89,7 +89,19 @@ def specs_of(definition: ProcessDefinition):
     return found.spec, found.subprocess_specs
 
 
+def check_format(instance: ProcessInstance) -> None:
+    if instance.state_format != STATE_FORMAT:
+        # Another SpiffWorkflow release or our own format change: loading could misread it.
+        raise ProcessError(
+            f"流程实例 {instance.id} 的保存格式为 {instance.state_format}，当前版本只能读取 "
+            f"{STATE_FORMAT}，请先迁移实例数据",
+            f"process instance {instance.id} was saved as {instance.state_format}; this "
+            f"release reads {STATE_FORMAT}; migrate the stored instances first",
+        )
+
+
 def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
+    check_format(instance)
     spec, subprocess_specs = specs_of(instance.definition)
     return load_state(instance.state, spec, subprocess_specs, SCRIPT_ENGINE)
 
@@ -121,10 +133,6 @@ class WorkflowCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 WORKFLOWS = WorkflowCache()
 
@@ -147,6 +155,7 @@ def open_step(db_session: Session, instance_id: int, actor: str | None) -> Step:
         raise NotFound(
             f"流程实例 {instance_id} 不存在", f"process instance {instance_id} not found"
         )
+    check_format(instance)
     workflow = WORKFLOWS.take(instance) or load_workflow(instance)
     before = {task.id: task.state for task in workflow.tasks.values()}
     return Step(instance=instance, workflow=workflow, actor=actor, before=before)

@@ -19,7 +19,7 @@ from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.engine import parser as bpmn
 from app.engine.models import (
@@ -390,7 +390,12 @@ def get_instance(*, db_session: Session, instance_id: int) -> ProcessInstance:
 
 
 def open_tasks(*, db_session: Session, instance_id: int | None = None) -> list[HumanTask]:
-    query = select(HumanTask).where(HumanTask.status == "open").order_by(HumanTask.created_at)
+    query = (
+        select(HumanTask)
+        .where(HumanTask.status == "open")
+        .order_by(HumanTask.created_at)
+        .options(selectinload(HumanTask.candidates))
+    )
     if instance_id is not None:
         query = query.where(HumanTask.instance_id == instance_id)
     return list(db_session.scalars(query))

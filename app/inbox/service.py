@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import and_, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app import engine
 from app.auth.access import may_work_on
@@ -15,7 +15,12 @@ from app.errors import NotAllowed
 def visible_tasks_query(
     user: User, *, instance_id: int | None = None, ticket_id: int | None = None
 ):
-    query = select(HumanTask).where(HumanTask.status == "open").order_by(HumanTask.created_at)
+    query = (
+        select(HumanTask)
+        .where(HumanTask.status == "open")
+        .order_by(HumanTask.created_at)
+        .options(selectinload(HumanTask.candidates))
+    )
     if instance_id is not None:
         query = query.where(HumanTask.instance_id == instance_id)
     if ticket_id is not None:

@@ -1,0 +1,110 @@
+"""The shell commands an operator uses: create-user, deploy-processes, seed-demo."""
+
+from sqlalchemy import func, select
+
+from app.auth.models import User
+from app.engine.models import HumanTask, ProcessDefinition
+from app.extensions import db
+from app.tickets.models import Ticket
+
+
+def run(app, *args):
+    return app.test_cli_runner().invoke(args=list(args), catch_exceptions=False)
+
+
+def test_create_user_makes_an_account_that_can_sign_in(fresh_app):
+    result = run(
+        fresh_app,
+        "create-user",
+        "ops",
+        "--password",
+        "long-enough-1",
+        "--role",
+        "admin",
+        "--group",
+        "service_desk",
+        "--name",
+        "运维",
+    )
+    assert result.exit_code == 0, result.output
+    assert "已创建用户 ops" in result.output
+    client = fresh_app.test_client()
+    response = client.get("/api/v1/tasks", auth=("ops", "long-enough-1"))
+    assert response.status_code == 200
+    with fresh_app.app_context():
+        user = db.session.scalars(select(User).where(User.username == "ops")).one()
+        assert (user.display_name, user.role, [g.code for g in user.groups]) == (
+            "运维",
+            "admin",
+            ["service_desk"],
+        )
+        db.session.remove()
+
+
+def test_create_user_refuses_bad_input_and_stores_nothing(fresh_app):
+    with fresh_app.app_context():
+        users = db.session.scalar(select(func.count()).select_from(User))
+        db.session.remove()
+    cases = [
+        (["--password", "long-enough-1", "--role", "king"], "角色 king 不存在"),
+        (["--password", "short", "--role", "admin"], "at least 8 characters"),
+        (["--password", "long-enough-1", "--role", "admin", "--group", "nope"], "组 nope 不存在"),
+    ]
+    for options, message in cases:
+        result = fresh_app.test_cli_runner().invoke(args=["create-user", "ops2", *options])
+        assert result.exit_code != 0 and message in result.output, result.output
+    result = fresh_app.test_cli_runner().invoke(
+        args=["create-user", "admin", "--password", "long-enough-1", "--role", "admin"]
+    )
+    assert result.exit_code != 0 and "用户 admin 已存在" in result.output
+    with fresh_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == users
+        db.session.remove()
+
+
+def test_deploy_processes_keeps_versions_of_unchanged_files(fresh_app):
+    result = run(fresh_app, "deploy-processes")
+    assert result.exit_code == 0, result.output
+    assert "it_service v1" in result.output and "equipment_repair v1" in result.output
+    with fresh_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ProcessDefinition)) == 2
+        db.session.remove()
+
+
+def test_seed_demo_builds_a_living_company_once(new_database):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app({"DATABASE_URL": new_database(), "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+    with app.app_context():
+        upgrade()
+    result = run(app, "seed-demo")
+    assert result.exit_code == 0, result.output
+    assert "演示数据已创建" in result.output
+
+    with app.app_context():
+        tickets = {t.title: t for t in db.session.scalars(select(Ticket))}
+        assert len(tickets) == 9
+        assert {t.status for t in tickets.values()} == {"open", "in_progress", "closed"}
+        assert tickets["邮箱密码重置"].status == "closed"
+        assert tickets["服务器风扇告警"].status == "closed"
+        assert tickets["无法连接公司 VPN"].current_step == "问题分级"
+        assert tickets["UPS 电源告警"].current_step in {"现场处理、备件申领", "备件申领、现场处理"}
+        assert tickets["财务系统登录报错"].current_step == "技术组处理"  # sent back by review
+        roles = set(db.session.scalars(select(User.role)))
+        assert roles == {"admin", "dispatcher", "handler", "reviewer", "requester", "finance"}
+        open_tasks = db.session.scalar(
+            select(func.count()).select_from(HumanTask).where(HumanTask.status == "open")
+        )
+        assert open_tasks == 8
+        db.session.remove()
+
+    again = run(app, "seed-demo")
+    assert "跳过" in again.output
+    home = app.test_client().get("/")
+    assert home.status_code == 200
+    page = home.get_data(as_text=True)
+    assert "UPS 电源告警" in page and "待办任务" in page
+    with app.app_context():
+        db.engine.dispose()
