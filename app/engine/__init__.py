@@ -12,7 +12,6 @@ from app.engine.service import (
     history,
     instance_data,
     latest_definition,
-    next_timer_due,
     open_tasks,
     start,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "history",
     "instance_data",
     "latest_definition",
-    "next_timer_due",
     "open_tasks",
     "start",
 ]

@@ -26,7 +26,6 @@ from app.rules.expressions import ExpressionError, check_expression, check_scrip
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
 
 # The Camunda 7 attributes of a user task that decide who works on it and when.

@@ -17,7 +17,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -306,10 +306,6 @@ def _postpone(db_session: Session, instance_id: int, now, retry_seconds: int, ex
     except SQLAlchemyError:
         db_session.rollback()
         log.exception("could not postpone the timers of process instance %s", instance_id)
-
-
-def next_timer_due(*, db_session: Session) -> datetime | None:
-    return db_session.scalar(select(func.min(Timer.due_at)))
 
 
 # ---------------------------------------------------------------- messages
