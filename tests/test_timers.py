@@ -157,9 +157,3 @@ def test_a_broken_timer_is_postponed_with_its_error_and_others_still_fire(fresh_
         assert timer.due_at > datetime.now(SHANGHAI)
         db.session.remove()
     assert escalations(fresh_app, ids) == {ids[1]: 1}
-
-
-def test_the_migrations_match_the_models(fresh_app):
-    """`flask db check`: autogenerate finds nothing the migrations do not already create."""
-    result = fresh_app.test_cli_runner().invoke(args=["db", "check"])
-    assert result.exit_code == 0, result.output

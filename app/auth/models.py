@@ -65,7 +65,7 @@ class Group(db.Model):
     code: Mapped[str] = mapped_column(String(50), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(String(500))
-    lead_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", use_alter=True))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
 
     members: Mapped[list[User]] = relationship(secondary=group_member, back_populates="groups")
     lead: Mapped[User | None] = relationship(foreign_keys=[lead_id])

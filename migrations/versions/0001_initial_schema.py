@@ -70,7 +70,7 @@ def upgrade():
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('description', sa.String(length=500), nullable=True),
     sa.Column('lead_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['lead_id'], ['user_account.id'], name=op.f('fk_user_group_lead_id_user_account'), use_alter=True),
+    sa.ForeignKeyConstraint(['lead_id'], ['user_account.id'], name=op.f('fk_user_group_lead_id_user_account')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_group')),
     sa.UniqueConstraint('code', name=op.f('uq_user_group_code'))
     )
