@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import models  # noqa: F401 - every table registered before migrations look
     from app.api import install_error_handlers
+    from app.auth.api import auth_blp
     from app.auth.helpers import register_auth_helpers
     from app.cli import register_cli
     from app.inbox.api import blp as tasks_blp
@@ -43,7 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_builtin_helpers()
     register_auth_helpers()
-    for blueprint in (tickets_blp, tasks_blp, definitions_blp, instances_blp):
+    for blueprint in (auth_blp, tickets_blp, tasks_blp, definitions_blp, instances_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages_bp)
     install_error_handlers(app)

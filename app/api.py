@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, has_request_context, jsonify, request
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import Schema, fields, validate
@@ -33,12 +33,19 @@ _HTTP_ZH = {
 }
 
 
+def preferred_language() -> str:
+    """zh unless the caller's Accept-Language prefers English."""
+    if not has_request_context():
+        return "zh"
+    return request.accept_languages.best_match(["zh", "en"], default="zh")
+
+
 def problem(status: int, title: str, zh: str, en: str, errors=None, headers=None):
     body = {
         "type": "about:blank",
         "title": title,
         "status": status,
-        "detail": f"{zh} / {en}",
+        "detail": en if preferred_language() == "en" else zh,
         "detail_zh": zh,
         "detail_en": en,
     }
@@ -103,8 +110,8 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(PaidanError)
     def paidan_error(error: PaidanError):
         _rollback()
-        body = error.to_problem()
-        return problem(error.status, error.title, error.zh, error.en, body.get("errors"))
+        headers = {"Retry-After": "60"} if error.status == 429 else None
+        return problem(error.status, error.title, error.zh, error.en, error.errors, headers)
 
     @app.errorhandler(StaleDataError)
     def stale(_error):

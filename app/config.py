@@ -20,7 +20,13 @@ SETTINGS: dict[str, tuple[object, object]] = {
     "TIMER_BATCH_SIZE": (100, int),
     "TIMER_RETRY_SECONDS": (300, int),
     "MAX_UPLOAD_BYTES": (5 * 1024 * 1024, int),
-    "PASSWORD_HASH_METHOD": ("scrypt", str),
+    # argon2id cost; tests lower it. Defaults are argon2-cffi's (RFC 9106 low-memory profile).
+    "ARGON2_TIME_COST": (3, int),
+    "ARGON2_MEMORY_COST": (65536, int),
+    # Sign-in throttling: this many failures for one username within the window locks it.
+    "LOGIN_MAX_FAILURES": (5, int),
+    "LOGIN_WINDOW_SECONDS": (900, int),
+    "PERSONAL_TOKEN_HOURS": (12, int),
     "SQL_ECHO": (False, _bool),
 }
 

@@ -17,19 +17,6 @@ class PaidanError(Exception):
             self.status = status
         self.errors = errors or {}
 
-    def to_problem(self) -> dict:
-        problem = {
-            "type": "about:blank",
-            "title": self.title,
-            "status": self.status,
-            "detail": f"{self.zh} / {self.en}",
-            "detail_zh": self.zh,
-            "detail_en": self.en,
-        }
-        if self.errors:
-            problem["errors"] = self.errors
-        return problem
-
 
 class InvalidInput(PaidanError):
     status = 400

@@ -1,6 +1,16 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
-from app.auth.models import Group, User, group_member
+from app.audit.models import AuditEntry
+from app.auth.models import (
+    ApiToken,
+    Department,
+    Group,
+    LoginAttempt,
+    Skill,
+    User,
+    UserSkill,
+    group_member,
+)
 from app.engine.models import (
     HumanTask,
     HumanTaskCandidate,
@@ -10,19 +20,27 @@ from app.engine.models import (
     ProcessInstance,
     Timer,
 )
+from app.integrations.models import IdempotencyRecord
 from app.tickets.models import Device, Ticket
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Department",
     "Device",
     "Group",
     "HumanTask",
     "HumanTaskCandidate",
+    "IdempotencyRecord",
+    "LoginAttempt",
     "MessageSubscription",
     "ProcessDefinition",
     "ProcessEvent",
     "ProcessInstance",
+    "Skill",
     "Ticket",
     "Timer",
     "User",
+    "UserSkill",
     "group_member",
 ]

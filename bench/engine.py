@@ -61,7 +61,7 @@ STEPS = [
 
 
 def build(url: str):
-    app = create_app({"DATABASE_URL": url, "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+    app = create_app({"DATABASE_URL": url, "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 64})
     with app.app_context():
         upgrade()
         create_group(db_session=db.session, code="service_desk", name="服务台")

@@ -11,7 +11,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def inbox(db_session, username: str) -> list[str]:
     user = find_user(db_session=db_session, username=username)
-    return [task.element_id for task in db_session.scalars(visible_tasks_query(user))]
+    return [task.element_id for task in db_session.scalars(visible_tasks_query(db_session, user))]
 
 
 def test_lanes_and_candidate_users_decide_whose_inbox_a_task_lands_in(db_session):

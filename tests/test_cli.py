@@ -29,7 +29,12 @@ def test_create_user_makes_an_account_that_can_sign_in(fresh_app):
     assert result.exit_code == 0, result.output
     assert "已创建用户 ops" in result.output
     client = fresh_app.test_client()
-    response = client.get("/api/v1/tasks", auth=("ops", "long-enough-1"))
+    signed_in = client.post(
+        "/api/v1/auth/token", json={"username": "ops", "password": "long-enough-1"}
+    )
+    assert signed_in.status_code == 201, signed_in.get_json()
+    token = signed_in.get_json()["token"]
+    response = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     with fresh_app.app_context():
         user = db.session.scalars(select(User).where(User.username == "ops")).one()
@@ -76,7 +81,9 @@ def test_seed_demo_builds_a_living_company_once(new_database):
 
     from app import create_app
 
-    app = create_app({"DATABASE_URL": new_database(), "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+    app = create_app(
+        {"DATABASE_URL": new_database(), "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 64}
+    )
     with app.app_context():
         upgrade()
     result = run(app, "seed-demo")

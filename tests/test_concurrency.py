@@ -4,7 +4,6 @@ Real threads send real HTTP requests to a real server on the database under test
 PostgreSQL the instance row lock decides; on SQLite the write lock and the version counter).
 """
 
-import base64
 import json
 import threading
 import urllib.error
@@ -18,18 +17,17 @@ from app.auth.service import find_user
 from app.engine.models import ProcessEvent, ProcessInstance
 from app.extensions import db
 from app.tickets.service import create_ticket
-from tests.conftest import PASSWORD
+from tests.conftest import auth_header
 
 ROUNDS = 5
 
 
-def post(url: str, username: str, body: dict) -> int:
-    token = base64.b64encode(f"{username}:{PASSWORD}".encode()).decode()
+def post(url: str, headers: dict, body: dict) -> int:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        headers={**headers, "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -75,7 +73,7 @@ def test_two_concurrent_completions_one_wins_one_gets_409(fresh_app):
                 results.append(
                     post(
                         f"{base}/{task_id}/complete",
-                        username,
+                        auth_header(fresh_app, username),
                         {
                             "data": {
                                 "category": "network",

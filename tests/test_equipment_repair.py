@@ -155,18 +155,18 @@ def test_sla_breach_escalates_on_site_work_to_the_group_lead(db_session):
     assert flow.instance.status == "completed"
 
 
-def test_a_requester_cannot_do_the_engineers_work(db_session):
+def test_neither_a_requester_nor_another_engineer_can_find_the_engineers_task(db_session):
     from app.auth.service import find_user
-    from app.errors import NotAllowed
+    from app.errors import NotFound
     from app.inbox.service import complete
 
     flow = repair(db_session)
     dispatch(flow, parts=False)
     bob = find_user(db_session=db_session, username="bob")
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         complete(db_session=db_session, user=bob, task_id=flow.task("task_onsite").id, data=ONSITE)
     other_engineer = find_user(db_session=db_session, username="hw1")
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         complete(
             db_session=db_session,
             user=other_engineer,

@@ -1,14 +1,28 @@
-"""Who may do what: sign-in for the API and the access checks, in one place."""
+"""Who may do what, in one place: sign-in for the API, role checks, and the visibility rules
+that every query of tickets and tasks applies (least privilege lives in SQL, not in templates).
+
+| role       | work orders it sees                                   | tasks it sees                 |
+|------------|-------------------------------------------------------|-------------------------------|
+| admin      | all                                                   | all                           |
+| dispatcher | its departments' (subtree), and those it has tasks on | its own, its groups', its departments' |
+| handler    | those with a task for it (assigned, done, or unclaimed in its groups) | its own and its groups' unclaimed |
+| reviewer   | as handler (review tasks come to its groups)           | as handler                    |
+| requester  | its own                                               | those addressed to it         |
+| finance    | all, through the cost view only                       | none                          |
+
+A resource outside what the caller sees answers 404, never 403, so ids cannot be probed.
+"""
 
 from __future__ import annotations
 
-import base64
 from functools import wraps
 
+from flask import g
 from flask_login import current_user
+from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy.orm import Session
 
-from app.auth.models import User
-from app.auth.service import authenticate
+from app.auth.models import Department, User
 from app.errors import NotAllowed, PaidanError
 from app.extensions import db, login_manager
 
@@ -20,27 +34,33 @@ class NotSignedIn(PaidanError):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    if user is not None:
+        g.auth_source = "page"
+    return user
 
 
 @login_manager.request_loader
 def load_user_from_request(req) -> User | None:
-    """HTTP Basic for systems and scripts until API tokens arrive with the access-control issue."""
+    """`Authorization: Bearer <token>` for the API (personal or system tokens)."""
+    from app.auth.tokens import user_for_token
+
     header = req.headers.get("Authorization", "")
-    if not header.startswith("Basic "):
+    if not header.startswith("Bearer "):
         return None
-    try:
-        username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-    except (ValueError, UnicodeDecodeError):
+    found = user_for_token(db_session=db.session, token=header[7:].strip())
+    if found is None:
         return None
-    return authenticate(db_session=db.session, username=username, password=password)
+    user, token = found
+    g.auth_source = "api_token" if token.kind == "system" else "api"
+    return user
 
 
 def login_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not current_user.is_authenticated:
-            raise NotSignedIn("请先登录", "sign in first")
+            raise NotSignedIn("请先登录或提供有效的令牌", "sign in or send a valid bearer token")
         return view(*args, **kwargs)
 
     return wrapper
@@ -51,7 +71,9 @@ def roles_required(*roles: str):
         @wraps(view)
         def wrapper(*args, **kwargs):
             if not current_user.is_authenticated:
-                raise NotSignedIn("请先登录", "sign in first")
+                raise NotSignedIn(
+                    "请先登录或提供有效的令牌", "sign in or send a valid bearer token"
+                )
             if current_user.role not in roles:
                 raise NotAllowed(
                     f"需要以下角色之一：{', '.join(roles)}",
@@ -62,6 +84,80 @@ def roles_required(*roles: str):
         return wrapper
 
     return decorate
+
+
+# ---------------------------------------------------------------- visibility
+
+
+def department_subtree(db_session: Session, department_id: int | None) -> list[int]:
+    """A department and every department below it."""
+    if department_id is None:
+        return []
+    found, frontier = [department_id], [department_id]
+    while frontier:
+        frontier = list(
+            db_session.scalars(select(Department.id).where(Department.parent_id.in_(frontier)))
+        )
+        found.extend(frontier)
+    return found
+
+
+def my_task_condition(user: User):
+    """Tasks that are the user's to work on: assigned to them, or unclaimed and offered to them."""
+    from app.engine.models import HumanTask, HumanTaskCandidate
+
+    offered = exists().where(
+        HumanTaskCandidate.task_id == HumanTask.id,
+        or_(
+            and_(HumanTaskCandidate.kind == "user", HumanTaskCandidate.value == user.username),
+            and_(
+                HumanTaskCandidate.kind == "group",
+                HumanTaskCandidate.value.in_(sorted(user.group_names())),
+            ),
+        ),
+    )
+    return or_(HumanTask.assignee == user.username, and_(HumanTask.assignee.is_(None), offered))
+
+
+def task_condition(db_session: Session, user: User):
+    """SQL condition on HumanTask: the tasks ``user`` may see."""
+    from app.engine.models import HumanTask
+    from app.tickets.models import Ticket
+
+    if user.role == "admin":
+        return true()
+    if user.role == "finance":
+        return false()
+    mine = my_task_condition(user)
+    if user.role == "dispatcher":
+        departments = department_subtree(db_session, user.department_id)
+        in_departments = HumanTask.ticket_id.in_(
+            select(Ticket.id).where(Ticket.department_id.in_(departments))
+        )
+        return or_(mine, in_departments)
+    return mine
+
+
+def ticket_condition(db_session: Session, user: User):
+    """SQL condition on Ticket: the work orders ``user`` may see."""
+    from app.engine.models import HumanTask
+    from app.tickets.models import Ticket
+
+    if user.role in {"admin", "finance"}:
+        return true()
+    if user.role == "requester":
+        return Ticket.requester_id == user.id
+    worked_on = exists().where(
+        HumanTask.ticket_id == Ticket.id,
+        or_(
+            HumanTask.completed_by == user.username,
+            and_(HumanTask.status == "open", my_task_condition(user)),
+        ),
+    )
+    if user.role == "dispatcher":
+        departments = department_subtree(db_session, user.department_id)
+        return or_(worked_on, Ticket.department_id.in_(departments))
+    return worked_on
 
 
 def may_work_on(user: User, task) -> bool:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
+from datetime import timedelta
 
-from app.auth.models import ROLES, Group, User
-from app.errors import Conflict, InvalidInput, NotFound
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.auth.models import ROLES, Group, LoginAttempt, User
+from app.errors import Conflict, InvalidInput, NotFound, PaidanError
+from app.timeutil import utcnow
 
 
 def create_user(
@@ -49,15 +53,62 @@ def create_user(
     return user
 
 
+def _hasher() -> PasswordHasher:
+    config = current_app.config
+    return PasswordHasher(
+        time_cost=config["ARGON2_TIME_COST"], memory_cost=config["ARGON2_MEMORY_COST"]
+    )
+
+
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+    return _hasher().hash(password)
 
 
-def authenticate(*, db_session: Session, username: str, password: str) -> User | None:
+class TooManyAttempts(PaidanError):
+    status = 429
+    title = "Too Many Requests"
+
+
+def authenticate(
+    *, db_session: Session, username: str, password: str, remote_addr: str | None = None
+) -> User | None:
+    """Check a password; failures are recorded and, past the limit, refused for a while.
+
+    The attempt rows are written in their own small transaction so that a failed sign-in is
+    remembered even though the request that carried it fails.
+    """
+    config = current_app.config
+    since = utcnow() - timedelta(seconds=config["LOGIN_WINDOW_SECONDS"])
+    failures = db_session.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.username == username, LoginAttempt.at >= since, ~LoginAttempt.success)
+    )
+    if failures >= config["LOGIN_MAX_FAILURES"]:
+        minutes = config["LOGIN_WINDOW_SECONDS"] // 60
+        raise TooManyAttempts(
+            f"用户 {username} 登录失败次数过多，请 {minutes} 分钟后再试",
+            f"too many failed sign-ins for {username}; try again in {minutes} minutes",
+        )
     user = find_user(db_session=db_session, username=username)
-    if user is None or not user.is_active or not check_password_hash(user.password_hash, password):
-        return None
-    return user
+    ok = user is not None and user.is_active and user.kind == "person"
+    if ok:
+        try:
+            _hasher().verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+    db_session.add(LoginAttempt(username=username, remote_addr=remote_addr, success=ok))
+    from app.audit.service import record
+
+    record(
+        db_session=db_session,
+        action="login.success" if ok else "login.failure",
+        object_type="user",
+        object_id=username,
+        actor=username,
+    )
+    db_session.commit()
+    return user if ok else None
 
 
 def find_user(*, db_session: Session, username: str) -> User | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask_login import current_user
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from app import engine
 from app.api import Blueprint, PageArgs, paginate
 from app.auth.access import login_required
 from app.extensions import db
-from app.inbox.service import complete, visible_tasks_query
+from app.inbox.service import SCOPES, complete, visible_tasks_query
 from app.workflows.schemas import TaskSchema
 
 blp = Blueprint(
@@ -21,6 +21,7 @@ blp = Blueprint(
 
 
 class TaskListArgs(PageArgs):
+    scope = fields.String(load_default="all", validate=validate.OneOf(SCOPES))
     process_instance_id = fields.Integer()
     ticket_id = fields.Integer()
 
@@ -49,7 +50,9 @@ class CompletedSchema(Schema):
 def list_tasks(args):
     """Open tasks the caller may work on (admins: all), optionally for one instance or ticket."""
     query = visible_tasks_query(
+        db.session,
         current_user,
+        scope=args["scope"],
         instance_id=args.get("process_instance_id"),
         ticket_id=args.get("ticket_id"),
     )

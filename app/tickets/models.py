@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -51,6 +52,22 @@ class Ticket(db.Model):
     # Names of the open tasks, so lists show where a ticket stands without a join.
     current_step: Mapped[str | None] = mapped_column(String(300))
     custom_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    location_address: Mapped[str | None] = mapped_column(String(300))
+    location_lat: Mapped[float | None]
+    location_lng: Mapped[float | None]
+    contact_name: Mapped[str | None] = mapped_column(String(100))
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    # Seen by staff, never by the requester.
+    internal_note: Mapped[str | None] = mapped_column(Text)
+    # Cost information (the one thing finance sees), in yuan.
+    parts_cost: Mapped[Decimal] = mapped_column(
+        Numeric(12, 2), default=Decimal("0"), server_default="0"
+    )
+    labour_cost: Mapped[Decimal] = mapped_column(
+        Numeric(12, 2), default=Decimal("0"), server_default="0"
+    )
+    # The requester's department when reported: dispatchers see their departments' tickets.
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     requester_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     process_instance_id: Mapped[int | None] = mapped_column(
         ForeignKey("process_instance.id"), index=True
@@ -60,3 +77,7 @@ class Ticket(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     requester: Mapped[User] = relationship()
+
+    @property
+    def total_cost(self) -> Decimal:
+        return (self.parts_cost or Decimal("0")) + (self.labour_cost or Decimal("0"))

@@ -6,6 +6,7 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from app import engine
+from app.auth.access import ticket_condition
 from app.auth.models import User
 from app.engine.runtime import expire_loaded
 from app.engine.signals import instance_stepped
@@ -59,6 +60,7 @@ def create_ticket(
         custom_fields=custom_fields or {},
         requester=requester,
         requester_id=requester.id,
+        department_id=requester.department_id,
     )
     db_session.add(ticket)
     db_session.flush()
@@ -91,8 +93,11 @@ def process_variables(ticket: Ticket) -> dict:
     }
 
 
-def get_ticket(*, db_session: Session, ticket_id: int) -> Ticket:
-    ticket = db_session.get(Ticket, ticket_id)
+def get_visible_ticket(*, db_session: Session, user: User, ticket_id: int) -> Ticket:
+    """The work order, if ``user`` may see it; otherwise 404 (ids cannot be probed)."""
+    ticket = db_session.scalar(
+        select(Ticket).where(Ticket.id == ticket_id, ticket_condition(db_session, user))
+    )
     if ticket is None:
         raise NotFound(f"工单 {ticket_id} 不存在", f"work order {ticket_id} not found")
     return ticket

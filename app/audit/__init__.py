@@ -1,0 +1,1 @@
+"""Audit: the append-only trail of every change, who made it, from where, before and after."""

@@ -1,0 +1,1 @@
+"""Integrations: other systems' writes (idempotency), later webhooks and ERP/CRM mapping."""
