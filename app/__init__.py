@@ -33,18 +33,39 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import models  # noqa: F401 - every table registered before migrations look
     from app.api import install_error_handlers
-    from app.auth.api import auth_blp
+    from app.audit.api import audit_blp
+    from app.auth.api import (
+        auth_blp,
+        departments_blp,
+        groups_blp,
+        skills_blp,
+        tokens_blp,
+        users_blp,
+    )
     from app.auth.helpers import register_auth_helpers
     from app.cli import register_cli
     from app.inbox.api import blp as tasks_blp
     from app.rules.helpers import register_builtin_helpers
     from app.tickets.api import blp as tickets_blp
     from app.views import bp as pages_bp
-    from app.workflows.api import definitions_blp, instances_blp
+    from app.workflows.api import definitions_blp, instances_blp, messages_blp
 
     register_builtin_helpers()
     register_auth_helpers()
-    for blueprint in (auth_blp, tickets_blp, tasks_blp, definitions_blp, instances_blp):
+    for blueprint in (
+        auth_blp,
+        tokens_blp,
+        users_blp,
+        groups_blp,
+        departments_blp,
+        skills_blp,
+        tickets_blp,
+        tasks_blp,
+        definitions_blp,
+        instances_blp,
+        messages_blp,
+        audit_blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages_bp)
     install_error_handlers(app)

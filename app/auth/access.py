@@ -169,3 +169,10 @@ def may_work_on(user: User, task) -> bool:
     if user.username in task.candidate_users:
         return True
     return bool(user.group_names() & set(task.candidate_groups))
+
+
+def schema_for(user: User, schema_class, views: dict[str, dict], **kwargs):
+    """Field visibility per role, the one mechanism: ``views`` maps a role (or "*") to the
+    marshmallow ``only=`` / ``exclude=`` options of the schema that role is answered with."""
+    options = views.get(user.role, views.get("*", {}))
+    return schema_class(**options, **kwargs)

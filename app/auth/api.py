@@ -38,3 +38,20 @@ def create_token(args):
         "username": user.username,
         "role": user.role,
     }
+
+
+# The organisation and the tokens of other systems; filled in by their endpoints below.
+tokens_blp = Blueprint(
+    "api_tokens",
+    __name__,
+    url_prefix="/api/v1/api-tokens",
+    description="系统令牌 / API tokens for other systems",
+)
+users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="用户 / users")
+groups_blp = Blueprint("groups", __name__, url_prefix="/api/v1/groups", description="组 / groups")
+departments_blp = Blueprint(
+    "departments", __name__, url_prefix="/api/v1/departments", description="部门 / departments"
+)
+skills_blp = Blueprint(
+    "skills", __name__, url_prefix="/api/v1/skills", description="技能标签 / skill tags"
+)

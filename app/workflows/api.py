@@ -25,6 +25,12 @@ definitions_blp = Blueprint(
     url_prefix="/api/v1/process-definitions",
     description="部署与查看流程定义 / deploy and list process definitions",
 )
+messages_blp = Blueprint(
+    "messages",
+    __name__,
+    url_prefix="/api/v1/messages",
+    description="向等待中的流程投递消息 / deliver a message to the instance waiting for it",
+)
 instances_blp = Blueprint(
     "process_instances",
     __name__,
