@@ -139,6 +139,45 @@ def install_error_handlers(app: Flask) -> None:
         return http_problem(error)
 
 
+class ProblemSchema(Schema):
+    """application/problem+json (RFC 9457), in the caller's language, with both beside it."""
+
+    type = fields.String(metadata={"example": "about:blank"})
+    title = fields.String(metadata={"example": "Not Found"})
+    status = fields.Integer(metadata={"example": 404})
+    detail = fields.String(metadata={"example": "工单 42 不存在"})
+    detail_zh = fields.String(metadata={"example": "工单 42 不存在"})
+    detail_en = fields.String(metadata={"example": "work order 42 not found"})
+    errors = fields.Dict(metadata={"description": "invalid fields, by location and name"})
+
+
+_PROBLEM_TEXT = {
+    400: "请求无效 / invalid input (the fields are named)",
+    401: "未登录或令牌无效 / no or invalid bearer token",
+    403: "没有权限 / not allowed for this role",
+    404: "不存在或无权查看 / not found, or not visible to the caller",
+    409: "与当前状态冲突 / conflicts with the current state",
+    422: "流程无法继续 / the process cannot continue with this data",
+    429: "尝试次数过多 / too many attempts",
+}
+
+
+def problems(blueprint, *statuses: int):
+    """Document the problem responses an endpoint can give, in one line per endpoint."""
+
+    def decorate(view):
+        for status in sorted(statuses, reverse=True):
+            view = blueprint.alt_response(
+                status,
+                schema=ProblemSchema,
+                description=_PROBLEM_TEXT.get(status, ""),
+                content_type="application/problem+json",
+            )(view)
+        return view
+
+    return decorate
+
+
 class PageArgs(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
