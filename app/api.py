@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http
 import logging
 
 from flask import Flask, has_request_context, jsonify, request
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -53,7 +55,7 @@ def problem(status: int, title: str, zh: str, en: str, errors=None, headers=None
         body["errors"] = errors
     response = jsonify(body)
     response.status_code = status
-    response.mimetype = "application/problem+json"
+    response.mimetype = PROBLEM_JSON
     response.headers.update(headers or {})
     return response
 
@@ -93,11 +95,29 @@ class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = _Parser()
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
 class PaidanApi(Api):
-    """flask-smorest Api whose errors are application/problem+json."""
+    """flask-smorest Api whose errors are application/problem+json, in answers and in the spec."""
 
     def handle_http_exception(self, error):
         return http_problem(error)
+
+    def _register_responses(self):
+        # flask-smorest documents its error responses as application/json; ours are problems.
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = ProblemSchema
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {
+            "description": "错误 / error (application/problem+json)",
+            "schema": ProblemSchema,
+        }
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
 def _rollback() -> None:
@@ -171,7 +191,7 @@ def problems(blueprint, *statuses: int):
                 status,
                 schema=ProblemSchema,
                 description=_PROBLEM_TEXT.get(status, ""),
-                content_type="application/problem+json",
+                content_type=PROBLEM_JSON,
             )(view)
         return view
 
