@@ -42,7 +42,9 @@ def create_app(config: dict | None = None) -> Flask:
         tokens_blp,
         users_blp,
     )
+    from app.auth.csrf import init_csrf
     from app.auth.helpers import register_auth_helpers
+    from app.auth.views import bp as auth_pages_bp
     from app.cli import register_cli
     from app.inbox.api import blp as tasks_blp
     from app.rules.helpers import register_builtin_helpers
@@ -68,6 +70,8 @@ def create_app(config: dict | None = None) -> Flask:
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(auth_pages_bp)
+    init_csrf(app)
     install_error_handlers(app)
     register_cli(app)
     return app
