@@ -11,7 +11,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
@@ -143,6 +143,18 @@ def install_error_handlers(app: Flask) -> None:
             "the process was changed by someone else at the same time; reload and try again",
         )
 
+    @app.errorhandler(DataError)
+    def bad_data(error):
+        # A value the database cannot take (NUL bytes, numbers out of range) is invalid input.
+        _rollback()
+        log.info("data error: %s", error.orig)
+        return problem(
+            400,
+            "Bad Request",
+            "数据格式不被数据库接受（例如含有空字符或数值超出范围）",
+            "a value cannot be stored (for example a NUL character or a number out of range)",
+        )
+
     @app.errorhandler(IntegrityError)
     def integrity(error):
         _rollback()
@@ -199,7 +211,8 @@ def problems(blueprint, *statuses: int):
 
 
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    # OFFSET (page - 1) x per_page past 2^63 would be a server error on both databases.
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
 
 

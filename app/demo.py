@@ -8,7 +8,13 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import engine
-from app.auth.service import create_group, create_user
+from app.auth.service import (
+    create_department,
+    create_group,
+    create_skill,
+    create_user,
+    update_group,
+)
 from app.engine.models import HumanTask
 from app.extensions import db
 from app.tickets.models import Device
@@ -24,23 +30,68 @@ GROUPS = [
     ("spare_parts", "备件库", "备件申领与出库"),
 ]
 
-# username, display name, role, groups, lead of
+# code, name, parent code
+DEPARTMENTS = [
+    ("hq", "总部", None),
+    ("hq_admin", "行政部", "hq"),
+    ("hq_finance", "财务部", "hq"),
+    ("hq_it", "IT 部", "hq"),
+    ("shanghai", "上海分公司", "hq"),
+    ("shenzhen", "深圳分公司", "hq"),
+]
+
+SKILLS = [
+    ("network", "网络"),
+    ("printer", "打印机"),
+    ("pc", "电脑终端"),
+    ("server", "服务器"),
+    ("air_conditioning", "空调"),
+    ("ups", "UPS"),
+    ("access_control", "门禁"),
+]
+
+# username, display name, role, groups, lead of, department, {skill: level 1..5}
 USERS = [
-    ("admin", "系统管理员", "admin", [], None),
-    ("zhangwei", "张伟", "dispatcher", ["service_desk"], "service_desk"),
-    ("liuyang", "刘洋", "dispatcher", ["service_desk"], None),
-    ("huangli", "黄丽", "reviewer", ["service_desk"], None),
-    ("liqiang", "李强", "handler", ["network"], "network"),
-    ("sunhao", "孙浩", "handler", ["network"], None),
-    ("wanglei", "王磊", "handler", ["hardware"], "hardware"),
-    ("zhoujie", "周杰", "handler", ["hardware"], None),
-    ("zhaomin", "赵敏", "handler", ["facilities"], "facilities"),
-    ("wufang", "吴芳", "handler", ["facilities"], None),
-    ("chenjing", "陈静", "handler", ["spare_parts"], "spare_parts"),
-    ("xuming", "徐明", "requester", [], None),
-    ("hetao", "何涛", "requester", [], None),
-    ("linna", "林娜", "requester", [], None),
-    ("qianyu", "钱宇", "finance", [], None),
+    ("admin", "系统管理员", "admin", [], None, "hq_it", {}),
+    # 张伟 dispatches for the whole company (总部 is the top), 刘洋 for 上海分公司.
+    ("zhangwei", "张伟", "dispatcher", ["service_desk"], "service_desk", "hq", {}),
+    ("liuyang", "刘洋", "dispatcher", ["service_desk"], None, "shanghai", {}),
+    ("huangli", "黄丽", "reviewer", ["service_desk"], None, "hq_it", {"network": 3, "pc": 3}),
+    ("liqiang", "李强", "handler", ["network"], "network", "hq_it", {"network": 5, "server": 3}),
+    ("sunhao", "孙浩", "handler", ["network"], None, "shanghai", {"network": 3, "pc": 2}),
+    (
+        "wanglei",
+        "王磊",
+        "handler",
+        ["hardware"],
+        "hardware",
+        "hq_it",
+        {"server": 4, "pc": 4, "printer": 3},
+    ),
+    ("zhoujie", "周杰", "handler", ["hardware"], None, "shenzhen", {"printer": 4, "server": 2}),
+    (
+        "zhaomin",
+        "赵敏",
+        "handler",
+        ["facilities"],
+        "facilities",
+        "hq_admin",
+        {"air_conditioning": 4, "ups": 4, "access_control": 3},
+    ),
+    (
+        "wufang",
+        "吴芳",
+        "handler",
+        ["facilities"],
+        None,
+        "shanghai",
+        {"air_conditioning": 3, "ups": 2},
+    ),
+    ("chenjing", "陈静", "handler", ["spare_parts"], "spare_parts", "hq_admin", {"ups": 2}),
+    ("xuming", "徐明", "requester", [], None, "hq_admin", {}),
+    ("hetao", "何涛", "requester", [], None, "shenzhen", {}),
+    ("linna", "林娜", "requester", [], None, "shanghai", {}),
+    ("qianyu", "钱宇", "finance", [], None, "hq_finance", {}),
 ]
 
 DEVICES = [
@@ -114,12 +165,16 @@ def deploy_shipped(app: Flask, actor: str | None = None):
 
 def seed_demo(app: Flask) -> str:
     session = db.session
+    for code, name, parent in DEPARTMENTS:
+        create_department(db_session=session, code=code, name=name, parent=parent)
+    for code, name in SKILLS:
+        create_skill(db_session=session, code=code, name=name)
     groups = {
         code: create_group(db_session=session, code=code, name=name, description=desc)
         for code, name, desc in GROUPS
     }
     users = {}
-    for username, name, role, group_codes, lead_of in USERS:
+    for username, name, role, group_codes, lead_of, department, skills in USERS:
         users[username] = create_user(
             db_session=session,
             username=username,
@@ -128,9 +183,11 @@ def seed_demo(app: Flask) -> str:
             display_name=name,
             group_codes=group_codes,
             email=f"{username}@paidan.example",
+            department_code=department,
+            skills=skills,
         )
         if lead_of:
-            groups[lead_of].lead_id = users[username].id
+            update_group(db_session=session, group=groups[lead_of], lead=username)
     for number, name, model, region, address, lat, lng in DEVICES:
         session.add(
             Device(
@@ -312,4 +369,7 @@ def seed_demo(app: Flask) -> str:
         acceptance_comment="已恢复，谢谢",
         csat=5,
     )
-    return f"{len(GROUPS)} groups, {len(USERS)} users, {len(DEVICES)} devices, 9 work orders"
+    return (
+        f"{len(DEPARTMENTS)} departments, {len(GROUPS)} groups, {len(SKILLS)} skills, "
+        f"{len(USERS)} users, {len(DEVICES)} devices, 9 work orders"
+    )

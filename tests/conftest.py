@@ -40,6 +40,7 @@ ORG = [
     ("parts", "handler", ["spare_parts"], "spare_parts"),
     ("alice", "requester", [], None),
     ("bob", "requester", [], None),
+    ("fin1", "finance", [], None),
 ]
 GROUPS = [
     ("service_desk", "服务台"),
@@ -209,6 +210,12 @@ class Api:
 
     def post(self, url, **kw):
         return self.request("POST", url, **kw)
+
+    def patch(self, url, **kw):
+        return self.request("PATCH", url, **kw)
+
+    def delete(self, url, **kw):
+        return self.request("DELETE", url, **kw)
 
     def request(self, method, url, **kw):
         # The test holds an app context open, which requests share; drop the user that

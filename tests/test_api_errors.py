@@ -166,7 +166,9 @@ def test_a_ticket_shows_its_open_tasks_and_history(as_user):
     assert created["number"].startswith("IT-")
     assert created["status"] == "open" and created["requester"] == "alice"
 
-    ticket = as_user("alice").get(f"{TICKETS}/{created['id']}").json
+    # the service desk sees the triage task; the requester sees the step in current_step
+    assert as_user("alice").get(f"{TICKETS}/{created['id']}").json["current_step"] == "问题分级"
+    ticket = as_user("desk").get(f"{TICKETS}/{created['id']}").json
 
     assert [t["element_id"] for t in ticket["open_tasks"]] == ["task_triage"]
     assert ticket["open_tasks"][0]["candidate_groups"] == ["service_desk"]

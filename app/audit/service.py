@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 
-from flask import g, has_request_context, request
+from flask import g, has_app_context, has_request_context, request
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
+
+SOURCES = ("page", "api", "api_token", "job", "cli")
 
 
 def record(
@@ -37,13 +43,66 @@ def record(
     return entry
 
 
+def entries_query(
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Select:
+    """Audit rows matching every filter given, newest first. ``since`` is inclusive,
+    ``until`` exclusive. An ``action`` ending in ``.`` matches the actions it begins
+    (``user.`` for every change of an account)."""
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if action:
+        if action.endswith("."):
+            query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+        else:
+            query = query.where(AuditEntry.action == action)
+    for column, value in (
+        (AuditEntry.actor, actor),
+        (AuditEntry.object_type, object_type),
+        (AuditEntry.object_id, object_id),
+        (AuditEntry.source, source),
+    ):
+        if value:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
+    return query
+
+
 def changes(before: dict, after: dict) -> tuple[dict, dict]:
     """Only the keys whose values differ, for the before/after of an update."""
     keys = [key for key in after if before.get(key) != after.get(key)]
     return {key: before.get(key) for key in keys}, {key: after[key] for key in keys}
 
 
+@contextmanager
+def acting_as(source: str, actor: str | None = None) -> Iterator[None]:
+    """Rows recorded inside the block name this source and actor: for the shell ("cli"),
+    where no request says who acts. Needs an app context."""
+    saved = g.get("audit_acting_as")
+    g.audit_acting_as = (source, actor)
+    try:
+        yield
+    finally:
+        g.audit_acting_as = saved
+
+
+def _acting_as() -> tuple[str, str | None] | None:
+    return g.get("audit_acting_as") if has_app_context() else None
+
+
 def current_actor() -> str | None:
+    acting = _acting_as()
+    if acting is not None:
+        return acting[1]
     if not has_request_context():
         return None
     from flask_login import current_user
@@ -52,6 +111,9 @@ def current_actor() -> str | None:
 
 
 def current_source() -> str:
+    acting = _acting_as()
+    if acting is not None:
+        return acting[0]
     if not has_request_context():
         return "job"
     return g.get("auth_source", "page")

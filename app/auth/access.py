@@ -121,7 +121,7 @@ def my_task_condition(user: User):
 
 def task_condition(db_session: Session, user: User):
     """SQL condition on HumanTask: the tasks ``user`` may see."""
-    from app.engine.models import HumanTask
+    from app.engine.models import HumanTask, HumanTaskCandidate
     from app.tickets.models import Ticket
 
     if user.role == "admin":
@@ -134,7 +134,13 @@ def task_condition(db_session: Session, user: User):
         in_departments = HumanTask.ticket_id.in_(
             select(Ticket.id).where(Ticket.department_id.in_(departments))
         )
-        return or_(mine, in_departments)
+        # A dispatcher also sees its groups' tasks that a member already holds, to move them.
+        of_my_groups = exists().where(
+            HumanTaskCandidate.task_id == HumanTask.id,
+            HumanTaskCandidate.kind == "group",
+            HumanTaskCandidate.value.in_(sorted(user.group_names())),
+        )
+        return or_(mine, in_departments, of_my_groups)
     return mine
 
 

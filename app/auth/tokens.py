@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
@@ -12,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.auth.models import ROLES, ApiToken, User
-from app.auth.service import find_user, get_group
+from app.auth.service import find_user, named_department, named_groups
 from app.errors import Conflict, InvalidInput, NotFound
 from app.timeutil import utcnow
 
 PREFIX = "pd_"
+NAME = re.compile(r"[\w.-]{1,80}")
 
 
 def _digest(token: str) -> str:
@@ -51,16 +53,23 @@ def issue_system_token(
     name: str,
     role: str,
     group_codes: list[str] | None = None,
-    department_id: int | None = None,
+    department_code: str | None = None,
     issued_by: str,
 ) -> tuple[ApiToken, str]:
-    """A token for another system. It acts as its own account `system:<name>` with ``role``."""
+    """A token for another system. It acts as its own account `system:<name>` with ``role``,
+    in ``group_codes`` and ``department_code`` (a dispatcher system sees that subtree)."""
+    if not NAME.fullmatch(name or ""):
+        raise InvalidInput(
+            f"令牌名称 {name} 无效：只能包含字母、数字、汉字和 . _ -，最多 80 个字符",
+            f"token name {name} is not valid: use letters, digits, . _ - (80 at most)",
+        )
     if role not in ROLES:
         raise InvalidInput(
             f"角色 {role} 不存在（可选：{', '.join(ROLES)}）",
             f"role {role} does not exist (choose from {', '.join(ROLES)})",
         )
     username = f"system:{name}"
+    department = named_department(db_session=db_session, code=department_code)
     if find_user(db_session=db_session, username=username) is not None:
         raise Conflict(f"令牌名称 {name} 已被使用", f"token name {name} is already taken")
     account = User(
@@ -69,8 +78,8 @@ def issue_system_token(
         password_hash="!",  # no password: a system signs in only with its token
         role=role,
         kind="system",
-        department_id=department_id,
-        groups=[get_group(db_session=db_session, code=code) for code in group_codes or []],
+        department=department,
+        groups=named_groups(db_session=db_session, codes=group_codes or []),
     )
     db_session.add(account)
     db_session.flush()
@@ -91,7 +100,13 @@ def issue_system_token(
         action="token.issue",
         object_type="api_token",
         object_id=row.id,
-        after={"name": name, "role": role, "groups": group_codes or [], "prefix": row.prefix},
+        after={
+            "name": name,
+            "role": role,
+            "groups": sorted(g.code for g in account.groups),
+            "department": department_code,
+            "prefix": row.prefix,
+        },
     )
     return row, token
 
@@ -115,6 +130,23 @@ def revoke_token(*, db_session: Session, token_id: int) -> ApiToken:
     return row
 
 
+def revoke_personal_tokens(*, db_session: Session, user: User) -> list[ApiToken]:
+    """Sign ``user`` out everywhere (after an admin sets a new password for them)."""
+    rows = db_session.scalars(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.kind == "personal",
+            ApiToken.revoked_at.is_(None),
+        )
+    ).all()
+    return [revoke_token(db_session=db_session, token_id=row.id) for row in rows]
+
+
+def token_id_for(*, db_session: Session, token: str) -> int | None:
+    """The id of the stored token ``token`` (valid or not), without touching it."""
+    return db_session.scalar(select(ApiToken.id).where(ApiToken.token_hash == _digest(token)))
+
+
 def user_for_token(*, db_session: Session, token: str) -> tuple[User, ApiToken] | None:
     """The account a bearer token acts as, if the token is valid now."""
     row = db_session.execute(
@@ -126,6 +158,10 @@ def user_for_token(*, db_session: Session, token: str) -> tuple[User, ApiToken] 
     if row.expires_at is not None and row.expires_at <= now:
         return None
     # Remember use coarsely: a write on every request would serialize readers on SQLite.
-    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=10):
+    # Committed here, before the request does anything (a request that only reads never
+    # commits); skipped if the session already holds changes, which are not ours to commit.
+    stale = row.last_used_at is None or now - row.last_used_at > timedelta(minutes=10)
+    if stale and not (db_session.new or db_session.dirty or db_session.deleted):
         row.last_used_at = now
+        db_session.commit()
     return row.user, row

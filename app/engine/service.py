@@ -1,4 +1,5 @@
-"""The engine's verbs: deploy, start, complete a task, fire timers, deliver a message, and queries.
+"""The engine's verbs: deploy, start, complete a task, reassign a task, fire timers, deliver a
+message, and queries.
 
 Every verb is one engine step in the caller's transaction; only fire_due_timers, which is a
 job, commits (each timer in its own transaction).
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.engine import parser as bpmn
 from app.engine.models import (
     HumanTask,
+    HumanTaskCandidate,
     MessageSubscription,
     ProcessDefinition,
     ProcessEvent,
@@ -160,6 +162,26 @@ def latest_definition(
     return definition
 
 
+def definition_versions(*, key: str):
+    """A query of every version of process ``key``, newest first (for paging)."""
+    return (
+        select(ProcessDefinition)
+        .where(ProcessDefinition.key == key)
+        .order_by(ProcessDefinition.version.desc())
+    )
+
+
+def get_definition(*, db_session: Session, key: str, version: int) -> ProcessDefinition:
+    definition = db_session.scalar(
+        select(ProcessDefinition).where(
+            ProcessDefinition.key == key, ProcessDefinition.version == version
+        )
+    )
+    if definition is None:
+        raise NotFound(f"流程 {key} 没有第 {version} 版", f"process {key} has no version {version}")
+    return definition
+
+
 # ---------------------------------------------------------------- start and complete
 
 
@@ -233,6 +255,123 @@ def complete_task(
 
 
 _STATUS_ZH = {"completed": "完成", "cancelled": "取消", "open": "打开"}
+
+
+# ---------------------------------------------------------------- assignment
+
+# Events of a person changing who holds or is offered a task; the process itself is not stepped.
+ASSIGNMENT_EVENTS = ("task_claimed", "task_unclaimed", "task_transferred")
+
+
+def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
+    """The task read again after locking its instance's row.
+
+    Claims, transfers and completions of one task therefore happen one after another, and each
+    sees what the one before it left (PostgreSQL; SQLite takes its write lock at BEGIN).
+    """
+    instance_id = db_session.scalar(select(HumanTask.instance_id).where(HumanTask.id == task_id))
+    if instance_id is None:
+        raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
+    db_session.execute(
+        select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update()
+    )
+    return db_session.execute(
+        select(HumanTask)
+        .where(HumanTask.id == task_id)
+        .options(selectinload(HumanTask.candidates))
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def assignment(task: HumanTask) -> dict:
+    """Who holds the task and to whom it is offered, as history and the audit trail show it."""
+    return {
+        "assignee": task.assignee,
+        "candidate_groups": task.candidate_groups,
+        "candidate_users": task.candidate_users,
+    }
+
+
+def reassign_task(
+    *,
+    db_session: Session,
+    task: HumanTask,
+    event_type: str,
+    assignee: str | None,
+    candidate_groups: list[str] | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> tuple[dict, dict]:
+    """Give an open task (locked with lock_task) to ``assignee``; with ``candidate_groups``,
+    offer it to those groups instead of its candidates. The change goes into the instance's
+    history as ``event_type`` with {task_id, from, to, reason}; returns (before, after).
+
+    Who may do this is the caller's rule. The workflow state does not change: who works on a
+    task is kept in the human_task projection only.
+    """
+    if event_type not in ASSIGNMENT_EVENTS:
+        raise ValueError(f"not an assignment event: {event_type}")
+    before = assignment(task)
+    task.assignee = assignee
+    if candidate_groups is not None:
+        # Rows that stay are kept: deleting and re-adding one key in a flush would collide.
+        kept = [c for c in task.candidates if c.kind == "group" and c.value in candidate_groups]
+        added = sorted(set(candidate_groups) - {c.value for c in kept})
+        task.candidates = kept + [
+            HumanTaskCandidate(task_id=task.id, kind="group", value=group) for group in added
+        ]
+    after = assignment(task)
+    definition = _definition_of(db_session, task.instance_id)
+    db_session.add(
+        ProcessEvent(
+            instance_id=task.instance_id,
+            ticket_id=task.ticket_id,
+            element_id=task.element_id,
+            element_type=_element_type(definition, task.element_id),
+            element_name=task.name,
+            event_type=event_type,
+            actor=actor,
+            at=utcnow(),
+            data={"task_id": task.id, "from": before, "to": after, "reason": reason},
+        )
+    )
+    db_session.flush()
+    return before, after
+
+
+def last_assignment(*, db_session: Session, task: HumanTask) -> ProcessEvent | None:
+    """The latest claim, unclaim or transfer of ``task``; None while the process's own
+    assignment (``camunda:assignee``, candidates) stands."""
+    events = db_session.scalars(
+        select(ProcessEvent)
+        .where(
+            ProcessEvent.instance_id == task.instance_id,
+            ProcessEvent.element_id == task.element_id,
+            ProcessEvent.event_type.in_(ASSIGNMENT_EVENTS),
+        )
+        .order_by(ProcessEvent.id.desc())
+    )
+    # One element can open several tasks over time (loops); the task id is in the data.
+    return next((event for event in events if (event.data or {}).get("task_id") == task.id), None)
+
+
+def _definition_of(db_session: Session, instance_id: int) -> ProcessDefinition:
+    """The definition version an instance runs, without loading the instance's state."""
+    return db_session.execute(
+        select(ProcessDefinition)
+        .join(ProcessInstance, ProcessInstance.definition_id == ProcessDefinition.id)
+        .where(ProcessInstance.id == instance_id)
+    ).scalar_one()
+
+
+def _element_type(definition: ProcessDefinition, element_id: str) -> str | None:
+    """The spec class name, as the events written by engine steps carry it."""
+    found = compiled(definition)
+    for spec in (found.spec, *found.subprocess_specs.values()):
+        task_spec = spec.task_specs.get(element_id)
+        if task_spec is not None:
+            return task_spec.__class__.__name__
+    return None
 
 
 # ---------------------------------------------------------------- timers
@@ -395,6 +534,13 @@ def open_tasks(*, db_session: Session, instance_id: int | None = None) -> list[H
     if instance_id is not None:
         query = query.where(HumanTask.instance_id == instance_id)
     return list(db_session.scalars(query))
+
+
+def task_form(*, db_session: Session, task: HumanTask) -> dict | None:
+    """The form-js schema of the task's form, as deployed with its definition version."""
+    if not task.form_key:
+        return None
+    return compiled(_definition_of(db_session, task.instance_id)).forms.get(task.form_key)
 
 
 def history(*, db_session: Session, instance_id: int) -> list[ProcessEvent]:
