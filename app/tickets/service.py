@@ -285,6 +285,10 @@ def update_ticket(*, db_session: Session, user: User, ticket_id: int, values: di
     """Change the fields in ``values`` that ``user``'s role may change, with one audit row
     holding the before and after of what actually changed."""
     ticket = get_visible_ticket(db_session=db_session, user=user, ticket_id=ticket_id)
+    if not EDITABLE_FIELDS.get(user.role):
+        raise NotAllowed(
+            f"角色 {user.role} 不能修改工单", f"the role {user.role} may not change work orders"
+        )
     if not values:
         allowed = ", ".join(sorted(EDITABLE_FIELDS.get(user.role, ()))) or "-"
         raise InvalidInput(
