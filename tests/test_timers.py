@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app import engine
 from app.auth.service import find_user
 from app.engine.models import HumanTask, ProcessEvent, Timer
-from app.engine.service import _claim_due_instance
+from app.engine.timers import _claim_due_instance
 from app.extensions import db
 from app.tickets.service import create_ticket
 from tests.conftest import ROOT, SHANGHAI, backend

@@ -1,28 +1,26 @@
 """The BPMN engine: SpiffWorkflow behind a small facade. Imports no domain package."""
 
-from app.engine.service import (
+from app.engine.assignment import (
     ASSIGNMENT_EVENTS,
-    FireReport,
-    active_elements,
     assignment,
-    complete_task,
+    last_assignment,
+    lock_task,
+    reassign_task,
+)
+from app.engine.queries import (
+    active_elements,
     definition_versions,
-    deliver_message,
-    deploy,
-    fire_due_timers,
     get_definition,
     get_instance,
     get_task,
     history,
     instance_data,
-    last_assignment,
     latest_definition,
-    lock_task,
     open_tasks,
-    reassign_task,
-    start,
     task_form,
 )
+from app.engine.service import complete_task, deliver_message, deploy, start
+from app.engine.timers import FireReport, fire_due_timers
 
 __all__ = [
     "ASSIGNMENT_EVENTS",

@@ -1,0 +1,132 @@
+"""Who holds a task: claiming, giving back and transferring (转派), each in the process history."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.engine.models import (
+    HumanTask,
+    HumanTaskCandidate,
+    ProcessDefinition,
+    ProcessEvent,
+    ProcessInstance,
+)
+from app.engine.queries import definition_of
+from app.engine.runtime import (
+    compiled,
+)
+from app.errors import NotFound
+from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- assignment
+
+# Events of a person changing who holds or is offered a task; the process itself is not stepped.
+ASSIGNMENT_EVENTS = ("task_claimed", "task_unclaimed", "task_transferred")
+
+
+def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
+    """The task read again after locking its instance's row.
+
+    Claims, transfers and completions of one task therefore happen one after another, and each
+    sees what the one before it left (PostgreSQL; SQLite takes its write lock at BEGIN).
+    """
+    instance_id = db_session.scalar(select(HumanTask.instance_id).where(HumanTask.id == task_id))
+    if instance_id is None:
+        raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
+    db_session.execute(
+        select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update()
+    )
+    return db_session.execute(
+        select(HumanTask)
+        .where(HumanTask.id == task_id)
+        .options(selectinload(HumanTask.candidates))
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def assignment(task: HumanTask) -> dict:
+    """Who holds the task and to whom it is offered, as history and the audit trail show it."""
+    return {
+        "assignee": task.assignee,
+        "candidate_groups": task.candidate_groups,
+        "candidate_users": task.candidate_users,
+    }
+
+
+def reassign_task(
+    *,
+    db_session: Session,
+    task: HumanTask,
+    event_type: str,
+    assignee: str | None,
+    candidate_groups: list[str] | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> tuple[dict, dict]:
+    """Give an open task (locked with lock_task) to ``assignee``; with ``candidate_groups``,
+    offer it to those groups instead of its candidates. The change goes into the instance's
+    history as ``event_type`` with {task_id, from, to, reason}; returns (before, after).
+
+    Who may do this is the caller's rule. The workflow state does not change: who works on a
+    task is kept in the human_task projection only.
+    """
+    if event_type not in ASSIGNMENT_EVENTS:
+        raise ValueError(f"not an assignment event: {event_type}")
+    before = assignment(task)
+    task.assignee = assignee
+    if candidate_groups is not None:
+        # Rows that stay are kept: deleting and re-adding one key in a flush would collide.
+        kept = [c for c in task.candidates if c.kind == "group" and c.value in candidate_groups]
+        added = sorted(set(candidate_groups) - {c.value for c in kept})
+        task.candidates = kept + [
+            HumanTaskCandidate(task_id=task.id, kind="group", value=group) for group in added
+        ]
+    after = assignment(task)
+    definition = definition_of(db_session, task.instance_id)
+    db_session.add(
+        ProcessEvent(
+            instance_id=task.instance_id,
+            ticket_id=task.ticket_id,
+            element_id=task.element_id,
+            element_type=_element_type(definition, task.element_id),
+            element_name=task.name,
+            event_type=event_type,
+            actor=actor,
+            at=utcnow(),
+            data={"task_id": task.id, "from": before, "to": after, "reason": reason},
+        )
+    )
+    db_session.flush()
+    return before, after
+
+
+def last_assignment(*, db_session: Session, task: HumanTask) -> ProcessEvent | None:
+    """The latest claim, unclaim or transfer of ``task``; None while the process's own
+    assignment (``camunda:assignee``, candidates) stands."""
+    events = db_session.scalars(
+        select(ProcessEvent)
+        .where(
+            ProcessEvent.instance_id == task.instance_id,
+            ProcessEvent.element_id == task.element_id,
+            ProcessEvent.event_type.in_(ASSIGNMENT_EVENTS),
+        )
+        .order_by(ProcessEvent.id.desc())
+    )
+    # One element can open several tasks over time (loops); the task id is in the data.
+    return next((event for event in events if (event.data or {}).get("task_id") == task.id), None)
+
+
+def _element_type(definition: ProcessDefinition, element_id: str) -> str | None:
+    """The spec class name, as the events written by engine steps carry it."""
+    found = compiled(definition)
+    for spec in (found.spec, *found.subprocess_specs.values()):
+        task_spec = spec.task_specs.get(element_id)
+        if task_spec is not None:
+            return task_spec.__class__.__name__
+    return None
