@@ -130,8 +130,7 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(PaidanError)
     def paidan_error(error: PaidanError):
         _rollback()
-        headers = {"Retry-After": "60"} if error.status == 429 else None
-        return problem(error.status, error.title, error.zh, error.en, error.errors, headers)
+        return problem(error.status, error.title, error.zh, error.en, error.errors, error.headers)
 
     @app.errorhandler(StaleDataError)
     def stale(_error):

@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from app.audit.service import acting_as
 from app.errors import PaidanError
 from app.extensions import db
 
@@ -24,15 +25,16 @@ def register_cli(app: Flask) -> None:
         from app.auth.service import create_user
 
         try:
-            create_user(
-                db_session=db.session,
-                username=username,
-                password=password,
-                role=role,
-                display_name=display_name,
-                group_codes=list(groups),
-            )
-            db.session.commit()
+            with acting_as("cli"):
+                create_user(
+                    db_session=db.session,
+                    username=username,
+                    password=password,
+                    role=role,
+                    display_name=display_name,
+                    group_codes=list(groups),
+                )
+                db.session.commit()
         except PaidanError as exc:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
@@ -43,8 +45,9 @@ def register_cli(app: Flask) -> None:
         """Deploy the shipped processes/ folder (a new version only where something changed)."""
         from app.demo import deploy_shipped
 
-        definitions = deploy_shipped(app)
-        db.session.commit()
+        with acting_as("cli"):
+            definitions = deploy_shipped(app)
+            db.session.commit()
         for d in definitions:
             click.echo(f"{d.key} v{d.version} ({d.content_hash[:12]})")
 
@@ -57,8 +60,9 @@ def register_cli(app: Flask) -> None:
         if db.session.scalar(select(Group.id).limit(1)) is not None:
             click.echo("演示数据已存在，跳过 / demo data already present, skipped")
             return
-        summary = seed_demo(app)
-        db.session.commit()
+        with acting_as("cli"):
+            summary = seed_demo(app)
+            db.session.commit()
         click.echo(f"演示数据已创建 / demo data created: {summary}")
 
     @app.cli.command("serve")

@@ -9,13 +9,22 @@ class PaidanError(Exception):
     status = 400
     title = "Bad Request"
 
-    def __init__(self, zh: str, en: str, *, status: int | None = None, errors: dict | None = None):
+    def __init__(
+        self,
+        zh: str,
+        en: str,
+        *,
+        status: int | None = None,
+        errors: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(f"{zh} / {en}")
         self.zh = zh
         self.en = en
         if status is not None:
             self.status = status
         self.errors = errors or {}
+        self.headers = headers or {}
 
 
 class InvalidInput(PaidanError):

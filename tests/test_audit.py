@@ -15,7 +15,7 @@ from app.audit.service import acting_as, record
 from app.auth.service import create_user
 from tests.conftest import SHANGHAI
 from tests.test_api_errors import assert_problem
-from tests.test_tokens import TokenApi, patch, sign_in
+from tests.test_tokens import TokenApi, sign_in
 
 AUDIT = "/api/v1/audit"
 DAY = datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
@@ -161,7 +161,7 @@ def test_the_database_refuses_to_change_or_delete_an_audit_row(db_session, histo
 
 def test_changes_through_the_api_name_actor_source_and_address(as_user, db_session):
     net1 = user_id(as_user, "net1")
-    patch(as_user("admin"), f"/api/v1/users/{net1}", json={"role": "reviewer"})
+    as_user("admin").patch(f"/api/v1/users/{net1}", json={"role": "reviewer"})
 
     [row] = entries(as_user("admin"), action="user.role_change")["items"]
 
@@ -189,7 +189,7 @@ def test_token_issue_and_revoke_are_recorded(as_user, client):
     issued = as_user("admin").post("/api/v1/api-tokens", json={"name": "crm", "role": "handler"})
     crm = TokenApi(client, issued.json["token"])
     crm.get("/api/v1/users/me")
-    as_user("admin").request("DELETE", f"/api/v1/api-tokens/{issued.json['id']}")
+    as_user("admin").delete(f"/api/v1/api-tokens/{issued.json['id']}")
 
     rows = entries(as_user("admin"), object_type="api_token")["items"]
 

@@ -10,7 +10,7 @@ from app.audit.models import AuditEntry
 from app.auth.models import User
 from tests.conftest import ORG
 from tests.test_api_errors import assert_problem, field_errors
-from tests.test_tokens import TokenApi, sign_in
+from tests.test_tokens import TokenApi
 
 USERS = "/api/v1/users"
 GROUPS = "/api/v1/groups"
@@ -18,10 +18,6 @@ DEPARTMENTS = "/api/v1/departments"
 SKILLS = "/api/v1/skills"
 ORG_LISTS = [USERS, GROUPS, DEPARTMENTS, f"{DEPARTMENTS}/tree", SKILLS]
 DISPATCHER_FIELDS = {"id", "username", "display_name", "groups", "skills"}
-
-
-def patch(api, url, **kw):
-    return api.request("PATCH", url, **kw)
 
 
 def user_id(as_user, username: str) -> int:
@@ -54,25 +50,16 @@ def company(as_user):
         ("hw1", {"department": "shenzhen", "skills": [{"skill": "printer", "level": 4}]}),
         ("desk", {"department": "shanghai"}),
     ]:
-        assert patch(admin, f"{USERS}/{user_id(as_user, username)}", json=body).status_code == 200
+        assert admin.patch(f"{USERS}/{user_id(as_user, username)}", json=body).status_code == 200
 
 
 # ---------------------------------------------------------------- who may read
 
 
-@pytest.mark.parametrize("username", ["net1", "reviewer", "alice"])
+@pytest.mark.parametrize("username", ["net1", "reviewer", "alice", "fin1"])
 @pytest.mark.parametrize("url", ORG_LISTS)
 def test_roles_that_assign_no_work_may_not_list_the_organisation(as_user, username, url):
     assert_problem(as_user(username).get(url), 403)
-
-
-def test_finance_may_not_list_the_organisation(as_user, client):
-    body = {"username": "qian", "password": "finance-pass-1", "role": "finance"}
-    assert as_user("admin").post(USERS, json=body).status_code == 201
-    finance = TokenApi(client, sign_in(client, "qian", "finance-pass-1").json["token"])
-    for url in ORG_LISTS:
-        assert_problem(finance.get(url), 403)
-    assert finance.get(f"{USERS}/me").json["role"] == "finance"
 
 
 @pytest.mark.parametrize("url", ORG_LISTS)
@@ -123,7 +110,7 @@ def test_everyone_reads_their_own_account_in_full_and_nobody_elses(as_user, comp
         assert_problem(as_user(username).get(f"{USERS}/{hw1}"), 404, str(hw1))
 
 
-@pytest.mark.parametrize("username", ["net1", "alice"])
+@pytest.mark.parametrize("username", ["net1", "alice", "fin1"])
 def test_a_single_group_department_or_skill_is_404_to_those_who_may_not_list(
     as_user, company, username
 ):
@@ -142,16 +129,16 @@ def test_only_admins_change_the_organisation(as_user, company, username):
     skill = as_user("admin").get(SKILLS).json["items"][0]["id"]
     for response in (
         api.post(USERS, json={"username": "x1", "password": "long-enough-1", "role": "admin"}),
-        patch(api, f"{USERS}/{net1}", json={"role": "admin"}),
+        api.patch(f"{USERS}/{net1}", json={"role": "admin"}),
         api.post(f"{USERS}/{net1}/deactivate"),
         api.post(f"{USERS}/{net1}/activate"),
-        patch(api, f"{USERS}/{net1}/password", json={"password": "long-enough-1"}),
+        api.patch(f"{USERS}/{net1}/password", json={"password": "long-enough-1"}),
         api.post(GROUPS, json={"code": "g1", "name": "组"}),
-        patch(api, f"{GROUPS}/{group}", json={"name": "改名"}),
+        api.patch(f"{GROUPS}/{group}", json={"name": "改名"}),
         api.post(DEPARTMENTS, json={"code": "d1", "name": "部门"}),
-        patch(api, f"{DEPARTMENTS}/{department}", json={"name": "改名"}),
+        api.patch(f"{DEPARTMENTS}/{department}", json={"name": "改名"}),
         api.post(SKILLS, json={"code": "s1", "name": "技能"}),
-        patch(api, f"{SKILLS}/{skill}", json={"name": "改名"}),
+        api.patch(f"{SKILLS}/{skill}", json={"name": "改名"}),
     ):
         assert_problem(response, 403)
 
@@ -304,7 +291,7 @@ def count(db_session, model) -> int:
 def test_a_role_change_is_audited_with_before_after_and_source(as_user, db_session):
     net1 = user_id(as_user, "net1")
 
-    response = patch(as_user("admin"), f"{USERS}/{net1}", json={"role": "reviewer"})
+    response = as_user("admin").patch(f"{USERS}/{net1}", json={"role": "reviewer"})
 
     assert response.status_code == 200 and response.json["role"] == "reviewer"
     [row] = audit(db_session, action="user.role_change")
@@ -326,7 +313,7 @@ def test_each_aspect_of_a_change_is_its_own_audit_row(as_user, db_session, compa
         "groups": ["network", "service_desk"],
         "skills": [{"skill": "network", "level": 4}, {"skill": "printer", "level": 1}],
     }
-    assert patch(as_user("admin"), f"{USERS}/{net1}", json=body).status_code == 200
+    assert as_user("admin").patch(f"{USERS}/{net1}", json=body).status_code == 200
 
     rows = {row.action: row for row in audit(db_session, object_id="net1")}  # the latest of each
     assert rows["user.update"].before == {"display_name": "net1"}
@@ -344,14 +331,14 @@ def test_an_unchanged_value_leaves_no_audit_row(as_user, db_session):
     net1 = user_id(as_user, "net1")
     rows = count(db_session, AuditEntry)
     body = {"role": "handler", "groups": ["network"], "display_name": "net1"}
-    assert patch(as_user("admin"), f"{USERS}/{net1}", json=body).status_code == 200
+    assert as_user("admin").patch(f"{USERS}/{net1}", json=body).status_code == 200
     assert count(db_session, AuditEntry) == rows
 
 
 def test_department_and_skills_can_be_cleared(as_user, company):
     net1 = user_id(as_user, "net1")
-    cleared = patch(
-        as_user("admin"), f"{USERS}/{net1}", json={"department": None, "skills": [], "groups": []}
+    cleared = as_user("admin").patch(
+        f"{USERS}/{net1}", json={"department": None, "skills": [], "groups": []}
     )
     assert cleared.status_code == 200
     assert (cleared.json["department"], cleared.json["skills"], cleared.json["groups"]) == (
@@ -363,7 +350,7 @@ def test_department_and_skills_can_be_cleared(as_user, company):
 
 def test_nobody_changes_their_own_role_or_deactivates_themselves(as_user, db_session):
     admin = user_id(as_user, "admin")
-    assert_problem(patch(as_user("admin"), f"{USERS}/{admin}", json={"role": "handler"}), 409)
+    assert_problem(as_user("admin").patch(f"{USERS}/{admin}", json={"role": "handler"}), 409)
     assert_problem(as_user("admin").post(f"{USERS}/{admin}/deactivate"), 409)
     assert db_session.get(User, admin).role == "admin"
 
@@ -374,14 +361,12 @@ def test_the_last_admin_stays_an_admin(as_user, client):
     admin = user_id(as_user, "admin")
 
     # a system account with the admin role is no admin a person can sign in as
-    assert_problem(patch(system_admin, f"{USERS}/{admin}", json={"role": "handler"}), 409, "admin")
+    assert_problem(system_admin.patch(f"{USERS}/{admin}", json={"role": "handler"}), 409, "admin")
     assert_problem(system_admin.post(f"{USERS}/{admin}/deactivate"), 409, "admin")
 
-    promoted = patch(
-        as_user("admin"), f"{USERS}/{user_id(as_user, 'desk')}", json={"role": "admin"}
-    )
+    promoted = as_user("admin").patch(f"{USERS}/{user_id(as_user, 'desk')}", json={"role": "admin"})
     assert promoted.status_code == 200
-    assert patch(system_admin, f"{USERS}/{admin}", json={"role": "handler"}).status_code == 200
+    assert system_admin.patch(f"{USERS}/{admin}", json={"role": "handler"}).status_code == 200
 
 
 def test_a_deactivated_account_keeps_its_record_and_loses_its_access(as_user, db_session):
@@ -403,21 +388,23 @@ def test_a_deactivated_account_keeps_its_record_and_loses_its_access(as_user, db
 
 
 def test_users_cannot_be_deleted(as_user):
-    response = as_user("admin").request("DELETE", f"{USERS}/{user_id(as_user, 'bob')}")
+    response = as_user("admin").delete(f"{USERS}/{user_id(as_user, 'bob')}")
     assert_problem(response, 405)
 
 
-@pytest.mark.parametrize("user_ref", ["987654", str(2**40)])
-def test_an_unknown_user_is_404(as_user, user_ref):
-    assert_problem(as_user("admin").get(f"{USERS}/{user_ref}"), 404, user_ref)
-    assert_problem(patch(as_user("admin"), f"{USERS}/{user_ref}", json={"role": "admin"}), 404)
+def test_an_unknown_user_is_404(as_user):
+    assert_problem(as_user("admin").get(f"{USERS}/987654"), 404, "987654")
+    assert_problem(as_user("admin").patch(f"{USERS}/987654", json={"role": "admin"}), 404)
+    # beyond the id column's range: unknown, never a database error
+    assert_problem(as_user("admin").get(f"{USERS}/{2**40}"), 404, str(2**40))
+    assert_problem(as_user("admin").patch(f"{USERS}/{2**40}", json={"role": "admin"}), 404)
 
 
 def test_a_change_that_fails_halfway_leaves_nothing(as_user, db_session):
     net1 = user_id(as_user, "net1")
     rows = count(db_session, AuditEntry)
-    response = patch(
-        as_user("admin"), f"{USERS}/{net1}", json={"role": "reviewer", "groups": ["nope"]}
+    response = as_user("admin").patch(
+        f"{USERS}/{net1}", json={"role": "reviewer", "groups": ["nope"]}
     )
     assert_problem(response, 400, "nope")
     assert db_session.get(User, net1).role == "handler"
@@ -434,9 +421,9 @@ def test_groups_are_created_led_and_renamed_with_audit(as_user, db_session):
     assert created.json["lead"]["username"] == "net1" and created.json["members"] == []
 
     net1 = user_id(as_user, "net1")
-    patch(admin, f"{USERS}/{net1}", json={"groups": ["network", "security"]})
-    changed = patch(
-        admin, f"{GROUPS}/{created.json['id']}", json={"name": "信息安全组", "lead": None}
+    admin.patch(f"{USERS}/{net1}", json={"groups": ["network", "security"]})
+    changed = admin.patch(
+        f"{GROUPS}/{created.json['id']}", json={"name": "信息安全组", "lead": None}
     )
 
     assert changed.status_code == 200
@@ -463,7 +450,7 @@ def test_a_wrong_group_is_refused_naming_the_fault(as_user, body, status, named)
 
 def test_a_group_code_is_fixed(as_user):
     group = as_user("admin").get(GROUPS, query_string={"q": "network"}).json["items"][0]
-    response = patch(as_user("admin"), f"{GROUPS}/{group['id']}", json={"code": "net"})
+    response = as_user("admin").patch(f"{GROUPS}/{group['id']}", json={"code": "net"})
     problem = assert_problem(response, 400, "code")
     assert "code" in field_errors(problem)
 
@@ -504,11 +491,11 @@ def test_a_department_moves_with_its_subtree_but_never_under_itself(as_user, db_
     departments = {d["code"]: d for d in admin.get(DEPARTMENTS).json["items"]}
     shanghai = departments["shanghai"]["id"]
 
-    refused = patch(admin, f"{DEPARTMENTS}/{shanghai}", json={"parent": "pudong"})
+    refused = admin.patch(f"{DEPARTMENTS}/{shanghai}", json={"parent": "pudong"})
     assert_problem(refused, 400, "shanghai", "pudong")
-    assert_problem(patch(admin, f"{DEPARTMENTS}/{shanghai}", json={"parent": "shanghai"}), 400)
+    assert_problem(admin.patch(f"{DEPARTMENTS}/{shanghai}", json={"parent": "shanghai"}), 400)
 
-    moved = patch(admin, f"{DEPARTMENTS}/{shanghai}", json={"parent": "shenzhen", "name": "华东区"})
+    moved = admin.patch(f"{DEPARTMENTS}/{shanghai}", json={"parent": "shenzhen", "name": "华东区"})
     assert moved.status_code == 200 and moved.json["parent"] == "shenzhen"
     names = {
         u["username"]
@@ -540,7 +527,7 @@ def test_skills_are_created_renamed_and_listed(as_user, db_session, company):
     assert [s["code"] for s in listed["items"]] == ["network", "printer", "ups"]
     ups = listed["items"][2]["id"]
 
-    renamed = patch(admin, f"{SKILLS}/{ups}", json={"name": "不间断电源"})
+    renamed = admin.patch(f"{SKILLS}/{ups}", json={"name": "不间断电源"})
 
     assert renamed.status_code == 200 and renamed.json == {
         "id": ups,

@@ -30,10 +30,6 @@ class TokenApi(Api):
         self.headers = {"Authorization": f"Bearer {token}"}
 
 
-def patch(api, url, **kw):
-    return api.request("PATCH", url, **kw)
-
-
 def sign_in(client, username: str, password: str = PASSWORD):
     g.pop("_login_user", None)
     return client.post(SIGN_IN, json={"username": username, "password": password})
@@ -179,9 +175,7 @@ def test_a_system_token_acts_with_its_role(as_user, client, db_session):
 def test_a_system_tokens_changes_are_audited_as_api_token(as_user, client, db_session):
     admin_system = TokenApi(client, issue(as_user, name="hr_sync", role="admin")["token"])
     alice = user_id(as_user, "alice")
-    assert (
-        patch(admin_system, f"/api/v1/users/{alice}", json={"role": "finance"}).status_code == 200
-    )
+    assert admin_system.patch(f"/api/v1/users/{alice}", json={"role": "finance"}).status_code == 200
     [row] = audit_rows(db_session, action="user.role_change", object_id="alice")
     assert (row.actor, row.source) == ("system:hr_sync", "api_token")
     assert (row.before, row.after) == ({"role": "requester"}, {"role": "finance"})
@@ -208,12 +202,12 @@ def test_a_revoked_token_is_401_at_once_and_its_record_stays(as_user, client, db
     crm = TokenApi(client, issued["token"])
     assert crm.get("/api/v1/users").status_code == 200
 
-    revoked = as_user("admin").request("DELETE", f"{TOKENS}/{issued['id']}")
+    revoked = as_user("admin").delete(f"{TOKENS}/{issued['id']}")
 
     assert revoked.status_code == 200 and revoked.json["revoked_at"]
     assert_problem(crm.get("/api/v1/users"), 401)
     assert_problem(crm.get("/api/v1/users/me"), 401)
-    again = as_user("admin").request("DELETE", f"{TOKENS}/{issued['id']}")
+    again = as_user("admin").delete(f"{TOKENS}/{issued['id']}")
     assert again.status_code == 200 and again.json["revoked_at"] == revoked.json["revoked_at"]
     [row] = audit_rows(db_session, action="token.revoke", object_id=str(issued["id"]))
     assert row.actor == "admin" and row.before == {"revoked_at": None}
@@ -227,7 +221,7 @@ def test_the_token_of_the_request_cannot_revoke_itself(as_user, db_session):
     admin_token = db_session.scalars(
         select(ApiToken).join(User).where(User.username == "admin", ApiToken.kind == "personal")
     ).first()
-    response = as_user("admin").request("DELETE", f"{TOKENS}/{admin_token.id}")
+    response = as_user("admin").delete(f"{TOKENS}/{admin_token.id}")
     assert_problem(response, 409, str(admin_token.id))
     assert db_session.get(ApiToken, admin_token.id).revoked_at is None
 
@@ -238,7 +232,7 @@ def test_only_admins_issue_list_or_revoke_system_tokens(as_user, username):
     assert_problem(api.post(TOKENS, json={"name": "x", "role": "admin"}), 403)
     assert_problem(api.get(TOKENS), 403)
     assert_problem(api.get(f"{TOKENS}/1"), 403)
-    assert_problem(api.request("DELETE", f"{TOKENS}/1"), 403)
+    assert_problem(api.delete(f"{TOKENS}/1"), 403)
 
 
 @pytest.mark.parametrize(
@@ -266,7 +260,7 @@ def test_a_token_name_is_taken_once(as_user):
 
 def test_an_unknown_or_huge_token_id_is_404(as_user):
     assert_problem(as_user("admin").get(f"{TOKENS}/987654"), 404, "987654")
-    assert_problem(as_user("admin").request("DELETE", f"{TOKENS}/{2**70}"), 404)
+    assert_problem(as_user("admin").delete(f"{TOKENS}/{2**70}"), 404)
 
 
 # ---------------------------------------------------------------- one's own tokens
@@ -279,7 +273,7 @@ def test_a_person_lists_and_revokes_their_own_personal_tokens(as_user, client):
     assert all("token" not in t for t in mine["items"])
     phone_id = next(t["id"] for t in mine["items"] if t["prefix"] == phone[:10])
 
-    assert as_user("net1").request("DELETE", f"/api/v1/auth/tokens/{phone_id}").status_code == 200
+    assert as_user("net1").delete(f"/api/v1/auth/tokens/{phone_id}").status_code == 200
 
     assert_problem(TokenApi(client, phone).get("/api/v1/users/me"), 401)
     assert as_user("net1").get("/api/v1/users/me").status_code == 200
@@ -287,7 +281,7 @@ def test_a_person_lists_and_revokes_their_own_personal_tokens(as_user, client):
 
 def test_nobody_revokes_another_persons_token(as_user, db_session):
     [theirs] = as_user("admin").get(TOKENS, query_string={"username": "net1"}).json["items"]
-    response = as_user("hw1").request("DELETE", f"/api/v1/auth/tokens/{theirs['id']}")
+    response = as_user("hw1").delete(f"/api/v1/auth/tokens/{theirs['id']}")
     assert_problem(response, 404, str(theirs["id"]))
     assert db_session.get(ApiToken, theirs["id"]).revoked_at is None
     assert as_user("net1").get("/api/v1/users/me").status_code == 200
@@ -301,13 +295,11 @@ NEW_USER = {"username": "zhaoliu", "password": "initial-pass-1", "role": "handle
 
 def test_a_person_changes_their_password_with_the_old_one(as_user, client, db_session):
     url = "/api/v1/users/me/password"
-    wrong = patch(
-        as_user("bob"), url, json={"old_password": "nope", "new_password": "new-pass-123"}
-    )
+    wrong = as_user("bob").patch(url, json={"old_password": "nope", "new_password": "new-pass-123"})
     problem = assert_problem(wrong, 400, "old_password")
     assert "old_password" in problem["errors"]["json"]
 
-    ok = patch(as_user("bob"), url, json={"old_password": PASSWORD, "new_password": "new-pass-123"})
+    ok = as_user("bob").patch(url, json={"old_password": PASSWORD, "new_password": "new-pass-123"})
 
     assert ok.status_code == 204
     assert sign_in(client, "bob", PASSWORD).status_code == 401
@@ -318,23 +310,23 @@ def test_a_person_changes_their_password_with_the_old_one(as_user, client, db_se
 def test_guessing_the_old_password_is_throttled_like_a_sign_in(as_user):
     url = "/api/v1/users/me/password"
     for _ in range(5):
-        patch(as_user("bob"), url, json={"old_password": "guess", "new_password": "new-pass-123"})
-    locked = patch(
-        as_user("bob"), url, json={"old_password": PASSWORD, "new_password": "new-pass-123"}
+        as_user("bob").patch(url, json={"old_password": "guess", "new_password": "new-pass-123"})
+    locked = as_user("bob").patch(
+        url, json={"old_password": PASSWORD, "new_password": "new-pass-123"}
     )
     assert_problem(locked, 429, "bob")
 
 
 def test_a_new_password_needs_eight_characters(as_user):
     url = "/api/v1/users/me/password"
-    response = patch(as_user("bob"), url, json={"old_password": PASSWORD, "new_password": "short"})
+    response = as_user("bob").patch(url, json={"old_password": PASSWORD, "new_password": "short"})
     assert_problem(response, 400, "new_password")
 
 
 def test_an_admin_resets_a_password_and_signs_the_person_out(as_user, client, db_session):
     bob = user_id(as_user, "bob")
-    response = patch(
-        as_user("admin"), f"/api/v1/users/{bob}/password", json={"password": "reset-pass-1"}
+    response = as_user("admin").patch(
+        f"/api/v1/users/{bob}/password", json={"password": "reset-pass-1"}
     )
     assert response.status_code == 204
     assert_problem(as_user("bob").get("/api/v1/users/me"), 401)
@@ -345,7 +337,7 @@ def test_an_admin_resets_a_password_and_signs_the_person_out(as_user, client, db
 
 def test_an_admin_resets_only_other_peoples_passwords(as_user):
     admin = user_id(as_user, "admin")
-    response = patch(
-        as_user("admin"), f"/api/v1/users/{admin}/password", json={"password": "x" * 10}
+    response = as_user("admin").patch(
+        f"/api/v1/users/{admin}/password", json={"password": "x" * 10}
     )
     assert_problem(response, 409, "/api/v1/users/me/password")

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.api import Blueprint, paginate, problems
+from app.api import Blueprint, PageArgs, paginate, problems
 from app.audit.models import AuditEntry
 from app.audit.service import SOURCES, entries_query
 from app.auth.access import roles_required
-from app.auth.schemas import ListArgs, printable
+from app.auth.schemas import printable
 from app.errors import NotFound
 from app.extensions import db
 
@@ -20,7 +20,8 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 # Far enough apart for any real query, near enough that converting to UTC cannot overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # a larger id names nothing and must not reach the database driver
+ENTRY_ID = [{"in": "path", "name": "entry_id", "example": 412}]
 
 audit_blp = Blueprint(
     "audit", __name__, url_prefix="/api/v1/audit", description="审计日志 / audit trail"
@@ -43,7 +44,7 @@ def _filter(description: str, example: str, max_length: int = 100) -> fields.Str
     )
 
 
-class AuditListArgs(ListArgs):
+class AuditListArgs(PageArgs):
     action = _filter(
         "an action, or its beginning ending in a dot (`user.` for every account change)",
         "user.role_change",
@@ -126,7 +127,7 @@ def list_entries(args):
     return paginate(db.session, query, args["page"], args["per_page"])
 
 
-@audit_blp.route("/<int:entry_id>", methods=["GET"])
+@audit_blp.route("/<int:entry_id>", methods=["GET"], parameters=ENTRY_ID)
 @roles_required("admin")
 @audit_blp.response(200, AuditEntrySchema, example=_ENTRY_EXAMPLE)
 @problems(audit_blp, 401, 403, 404)

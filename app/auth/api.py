@@ -68,8 +68,21 @@ from app.timeutil import utcnow
 
 # Roles that may read the organisation: dispatchers assign work to its people and groups.
 ORG_READERS = ("admin", "dispatcher")
-# Ids are 32-bit in the database; a larger one names nothing (and must not reach the driver).
+# Ids are 32-bit columns: a larger one names nothing and must not reach the database driver.
+# (A bounded route converter would do, but Werkzeug then answers DELETE and PATCH with 405.)
 MAX_ID = 2**31 - 1
+
+
+def _path_id(name: str, example: int) -> tuple[str, list[dict]]:
+    """A path id and its documentation with an example (flask-smorest merges the two)."""
+    return f"<int:{name}>", [{"in": "path", "name": name, "example": example}]
+
+
+TOKEN_ID, TOKEN_PARAM = _path_id("token_id", 7)
+USER_ID, USER_PARAM = _path_id("user_id", 5)
+GROUP_ID, GROUP_PARAM = _path_id("group_id", 2)
+DEPARTMENT_ID, DEPARTMENT_PARAM = _path_id("department_id", 4)
+SKILL_ID, SKILL_PARAM = _path_id("skill_id", 1)
 
 auth_blp = Blueprint(
     "auth", __name__, url_prefix="/api/v1/auth", description="登录令牌 / sign-in tokens"
@@ -255,7 +268,7 @@ def list_own_tokens(args):
     )
 
 
-@auth_blp.route("/tokens/<int:token_id>", methods=["DELETE"])
+@auth_blp.route(f"/tokens/{TOKEN_ID}", methods=["DELETE"], parameters=TOKEN_PARAM)
 @login_required
 @auth_blp.response(200, ApiTokenSchema, example={**_TOKEN_EXAMPLE, "kind": "personal"})
 @problems(auth_blp, 401, 404, 409)
@@ -312,7 +325,7 @@ def list_tokens(args):
     return paginate(db.session, _tokens_query(args), args["page"], args["per_page"])
 
 
-@tokens_blp.route("/<int:token_id>", methods=["GET"])
+@tokens_blp.route(f"/{TOKEN_ID}", methods=["GET"], parameters=TOKEN_PARAM)
 @roles_required("admin")
 @tokens_blp.response(200, ApiTokenSchema, example=_TOKEN_EXAMPLE)
 @problems(tokens_blp, 401, 403, 404)
@@ -321,7 +334,7 @@ def get_token(token_id: int):
     return _fetch(ApiToken, token_id, "令牌", "token")
 
 
-@tokens_blp.route("/<int:token_id>", methods=["DELETE"])
+@tokens_blp.route(f"/{TOKEN_ID}", methods=["DELETE"], parameters=TOKEN_PARAM)
 @roles_required("admin")
 @tokens_blp.response(
     200, ApiTokenSchema, example={**_TOKEN_EXAMPLE, "revoked_at": "2026-11-27T08:00:00+00:00"}
@@ -455,7 +468,7 @@ def change_my_password(args):
     db.session.commit()
 
 
-@users_blp.route("/<int:user_id>", methods=["GET"])
+@users_blp.route(f"/{USER_ID}", methods=["GET"], parameters=USER_PARAM)
 @login_required
 @users_blp.response(200, UserSchema, example=_USER_EXAMPLE)
 @problems(users_blp, 401, 404)
@@ -464,7 +477,7 @@ def get_user(user_id: int):
     return _user_answer(_fetch(User, user_id, "用户", "user", service.visible_users(current_user)))
 
 
-@users_blp.route("/<int:user_id>", methods=["PATCH"])
+@users_blp.route(f"/{USER_ID}", methods=["PATCH"], parameters=USER_PARAM)
 @roles_required("admin")
 @users_blp.arguments(
     UserUpdateSchema,
@@ -492,7 +505,7 @@ def update(args, user_id: int):
     return user
 
 
-@users_blp.route("/<int:user_id>/deactivate", methods=["POST"])
+@users_blp.route(f"/{USER_ID}/deactivate", methods=["POST"], parameters=USER_PARAM)
 @roles_required("admin")
 @users_blp.response(200, UserSchema, example={**_USER_EXAMPLE, "active": False})
 @problems(users_blp, 401, 403, 404, 409)
@@ -507,7 +520,7 @@ def deactivate(user_id: int):
     return user
 
 
-@users_blp.route("/<int:user_id>/activate", methods=["POST"])
+@users_blp.route(f"/{USER_ID}/activate", methods=["POST"], parameters=USER_PARAM)
 @roles_required("admin")
 @users_blp.response(200, UserSchema, example=_USER_EXAMPLE)
 @problems(users_blp, 401, 403, 404)
@@ -519,7 +532,7 @@ def activate(user_id: int):
     return user
 
 
-@users_blp.route("/<int:user_id>/password", methods=["PATCH"])
+@users_blp.route(f"/{USER_ID}/password", methods=["PATCH"], parameters=USER_PARAM)
 @roles_required("admin")
 @users_blp.arguments(PasswordResetSchema, example={"password": "temporary-pass-1"})
 @users_blp.response(204)
@@ -586,7 +599,7 @@ def create_group(args):
     return group
 
 
-@groups_blp.route("/<int:group_id>", methods=["GET"])
+@groups_blp.route(f"/{GROUP_ID}", methods=["GET"], parameters=GROUP_PARAM)
 @login_required
 @groups_blp.response(200, GroupSchema, example=_GROUP_EXAMPLE)
 @problems(groups_blp, 401, 404)
@@ -595,7 +608,7 @@ def get_group(group_id: int):
     return _org_record(Group, group_id, "组", "group")
 
 
-@groups_blp.route("/<int:group_id>", methods=["PATCH"])
+@groups_blp.route(f"/{GROUP_ID}", methods=["PATCH"], parameters=GROUP_PARAM)
 @roles_required("admin")
 @groups_blp.arguments(GroupUpdateSchema, example={"name": "网络与安全组", "lead": "sunhao"})
 @groups_blp.response(200, GroupSchema, example=_GROUP_EXAMPLE)
@@ -671,7 +684,7 @@ def create_department(args):
     return department
 
 
-@departments_blp.route("/<int:department_id>", methods=["GET"])
+@departments_blp.route(f"/{DEPARTMENT_ID}", methods=["GET"], parameters=DEPARTMENT_PARAM)
 @login_required
 @departments_blp.response(200, DepartmentSchema, example=_DEPARTMENT_EXAMPLE)
 @problems(departments_blp, 401, 404)
@@ -680,7 +693,7 @@ def get_department(department_id: int):
     return _org_record(Department, department_id, "部门", "department")
 
 
-@departments_blp.route("/<int:department_id>", methods=["PATCH"])
+@departments_blp.route(f"/{DEPARTMENT_ID}", methods=["PATCH"], parameters=DEPARTMENT_PARAM)
 @roles_required("admin")
 @departments_blp.arguments(DepartmentUpdateSchema, example={"name": "信息技术部", "parent": "hq"})
 @departments_blp.response(200, DepartmentSchema, example=_DEPARTMENT_EXAMPLE)
@@ -726,7 +739,7 @@ def create_skill(args):
     return skill
 
 
-@skills_blp.route("/<int:skill_id>", methods=["GET"])
+@skills_blp.route(f"/{SKILL_ID}", methods=["GET"], parameters=SKILL_PARAM)
 @login_required
 @skills_blp.response(200, SkillSchema, example=_SKILL_EXAMPLE)
 @problems(skills_blp, 401, 404)
@@ -735,7 +748,7 @@ def get_skill(skill_id: int):
     return _org_record(Skill, skill_id, "技能", "skill")
 
 
-@skills_blp.route("/<int:skill_id>", methods=["PATCH"])
+@skills_blp.route(f"/{SKILL_ID}", methods=["PATCH"], parameters=SKILL_PARAM)
 @roles_required("admin")
 @skills_blp.arguments(SkillUpdateSchema, example={"name": "网络与 VPN"})
 @skills_blp.response(200, SkillSchema, example=_SKILL_EXAMPLE)

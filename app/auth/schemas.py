@@ -43,12 +43,6 @@ def _code(**kwargs) -> fields.String:
 ROLE = validate.OneOf(list(ROLES))
 
 
-class ListArgs(PageArgs):
-    """Page arguments with a last page: an offset past 2**63 would overflow in the database."""
-
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-
-
 # ---------------------------------------------------------------- sign-in and tokens
 
 
@@ -104,7 +98,7 @@ class ApiTokenIssuedSchema(ApiTokenSchema):
     )
 
 
-class ApiTokenListArgs(ListArgs):
+class ApiTokenListArgs(PageArgs):
     kind = fields.String(validate=validate.OneOf(["personal", "system"]))
     active = fields.Boolean(metadata={"description": "true: neither revoked nor expired"})
     username = fields.String(validate=[validate.Length(min=1, max=100), printable])
@@ -222,7 +216,7 @@ class UserCreateSchema(UserUpdateSchema):
     role = fields.String(required=True, validate=ROLE)
 
 
-class UserListArgs(ListArgs):
+class UserListArgs(PageArgs):
     q = fields.String(
         validate=[validate.Length(min=1, max=100), printable],
         metadata={"description": "part of the username or display name", "example": "张"},
@@ -295,7 +289,7 @@ class GroupCreateSchema(GroupUpdateSchema):
     name = _name(required=True)
 
 
-class NameFilterArgs(ListArgs):
+class NameFilterArgs(PageArgs):
     q = fields.String(
         validate=[validate.Length(min=1, max=100), printable],
         metadata={"description": "part of the code or name"},

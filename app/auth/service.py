@@ -414,6 +414,7 @@ def authenticate(
         raise TooManyAttempts(
             f"用户 {username} 登录失败次数过多，请 {minutes} 分钟后再试",
             f"too many failed sign-ins for {username}; try again in {minutes} minutes",
+            headers={"Retry-After": str(config["LOGIN_WINDOW_SECONDS"])},
         )
     user = find_user(db_session=db_session, username=username)
     ok = user is not None and user.is_active and user.kind == "person"

@@ -131,6 +131,9 @@ UPDATE_EXAMPLE = {
 }
 
 
+TICKET_ID = {"in": "path", "name": "ticket_id", "example": 42}
+
+
 @blp.route("", methods=["POST"])
 @idempotent(blp)
 @blp.arguments(TicketCreateSchema, example=CREATE_EXAMPLE)
@@ -167,7 +170,7 @@ def list_tickets(args):
     return jsonify({**result, "items": schema.dump(result["items"])})
 
 
-@blp.route("/<int:ticket_id>", methods=["GET"])
+@blp.route("/<int:ticket_id>", methods=["GET"], parameters=[TICKET_ID])
 @blp.response(200, TicketSchema, example=TICKET_EXAMPLE)
 @problems(blp, 401, 404)
 @login_required
@@ -177,7 +180,7 @@ def get(ticket_id: int):
     return ticket_answer(ticket)
 
 
-@blp.route("/<int:ticket_id>", methods=["PATCH"])
+@blp.route("/<int:ticket_id>", methods=["PATCH"], parameters=[TICKET_ID])
 @blp.arguments(TicketUpdateSchema, example=UPDATE_EXAMPLE)
 @blp.response(200, TicketSchema, example=TICKET_EXAMPLE)
 @problems(blp, 400, 401, 403, 404, 409)
