@@ -92,7 +92,7 @@ def test_versions_are_listed_newest_first_and_paged(as_user, three_versions):
     assert [d["version"] for d in second_page["items"]] == [1]
     assert (second_page["page"], second_page["per_page"], second_page["total"]) == (2, 2, 3)
     # the list of processes shows the latest
-    latest = {d["key"]: d["version"] for d in as_user("admin").get(DEFINITIONS).json}
+    latest = {d["key"]: d["version"] for d in as_user("admin").get(DEFINITIONS).json["items"]}
     assert latest[KEY] == 3
 
 

@@ -163,7 +163,7 @@ def test_a_valid_process_deploys_and_versions_only_change_with_its_content(admin
     assert [(d["key"], d["version"]) for d in changed.json] == [(KEY, 2)]
     assert definition_count(db_session) == before + 2
 
-    listed = admin.get(URL).json
+    listed = admin.get(URL).json["items"]
     assert {d["key"]: d["version"] for d in listed}[KEY] == 2
 
 
@@ -178,7 +178,7 @@ def test_the_deployed_probe_runs_its_condition_and_script(admin):
 
 
 def test_the_shipped_files_redeploy_without_new_versions(admin, db_session):
-    before = {d["key"]: d["version"] for d in admin.get(URL).json}
+    before = {d["key"]: d["version"] for d in admin.get(URL).json["items"]}
     assert {"it_service", "equipment_repair"} <= set(before)
     count = definition_count(db_session)
     paths = sorted(PROCESSES.glob("*.bpmn")) + sorted(PROCESSES.glob("*.dmn"))

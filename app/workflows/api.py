@@ -111,17 +111,22 @@ def deploy_definitions(_files):
 
 
 @definitions_blp.route("", methods=["GET"])
-@definitions_blp.response(200, DefinitionSchema(many=True), example=[DEFINITION_EXAMPLE])
-@problems(definitions_blp, 401, 403)
+@definitions_blp.arguments(PageArgs, location="query")
+@definitions_blp.response(
+    200,
+    DefinitionPageSchema,
+    example={"items": [DEFINITION_EXAMPLE], "total": 1, "page": 1, "per_page": 20},
+)
+@problems(definitions_blp, 400, 401, 403)
 @roles_required("admin", "dispatcher")
-def list_definitions():
-    """The latest version of every deployed process."""
+def list_definitions(args):
+    """The latest version of every deployed process, by key."""
     latest = (
         select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
         .group_by(ProcessDefinition.key)
         .subquery()
     )
-    return db.session.scalars(
+    query = (
         select(ProcessDefinition)
         .join(
             latest,
@@ -129,7 +134,8 @@ def list_definitions():
             & (latest.c.version == ProcessDefinition.version),
         )
         .order_by(ProcessDefinition.key)
-    ).all()
+    )
+    return paginate(db.session, query, args["page"], args["per_page"])
 
 
 @definitions_blp.route("/<key>/versions", methods=["GET"], parameters=[KEY])
