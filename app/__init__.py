@@ -34,16 +34,10 @@ def create_app(config: dict | None = None) -> Flask:
     from app import models  # noqa: F401 - every table registered before migrations look
     from app.api import install_error_handlers
     from app.audit.api import audit_blp
-    from app.auth.api import (
-        auth_blp,
-        departments_blp,
-        groups_blp,
-        skills_blp,
-        tokens_blp,
-        users_blp,
-    )
+    from app.auth.api import auth_blp, tokens_blp
     from app.auth.csrf import init_csrf
     from app.auth.helpers import register_auth_helpers
+    from app.auth.org_api import departments_blp, groups_blp, skills_blp, users_blp
     from app.auth.views import bp as auth_pages_bp
     from app.cli import register_cli
     from app.inbox.api import blp as tasks_blp
