@@ -8,13 +8,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import engine
-from app.auth.service import (
-    create_department,
-    create_group,
-    create_skill,
-    create_user,
-    update_group,
-)
+from app.auth.org_service import create_department, create_group, create_skill, update_group
+from app.auth.service import create_user
 from app.engine.models import HumanTask
 from app.extensions import db
 from app.tickets.models import Device

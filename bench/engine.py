@@ -26,7 +26,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from app import create_app, engine
-from app.auth.service import create_group, create_user
+from app.auth.org_service import create_group
+from app.auth.service import create_user
 from app.demo import deploy_shipped
 from app.engine.runtime import specs_of
 from app.engine.scripting import SCRIPT_ENGINE

@@ -121,7 +121,8 @@ def issue_tokens() -> dict[str, str]:
 
 
 def seed_org() -> None:
-    from app.auth.service import create_group, create_user
+    from app.auth.org_service import create_group
+    from app.auth.service import create_user
 
     groups = {
         code: create_group(db_session=db.session, code=code, name=name) for code, name in GROUPS

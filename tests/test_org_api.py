@@ -587,7 +587,7 @@ def test_the_demo_company_places_everyone_in_its_department_tree(new_database):
 
     from app import create_app
     from app.auth.access import ticket_condition
-    from app.auth.service import department_tree
+    from app.auth.org_service import department_tree
     from app.demo import seed_demo
     from app.extensions import db
     from app.tickets.models import Ticket

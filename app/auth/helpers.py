@@ -1,6 +1,6 @@
 """Helpers that diagram expressions may call about people and groups."""
 
-from app.auth.service import group_lead
+from app.auth.org_service import group_lead
 from app.extensions import db
 from app.rules.expressions import register_helper
 

@@ -13,7 +13,7 @@ from flask_login import current_user
 from sqlalchemy import and_, or_, select
 
 from app.api import Blueprint, paginate, problems
-from app.auth import service
+from app.auth import org_service, service
 from app.auth.access import (
     department_subtree,
     login_required,
@@ -321,7 +321,7 @@ def list_groups(args):
 def create_group(args):
     """Create a group. Its code is fixed: process diagrams name candidate groups by it.
     Members join through their user record (`groups`)."""
-    group = service.create_group(
+    group = org_service.create_group(
         db_session=db.session,
         code=args["code"],
         name=args["name"],
@@ -349,7 +349,7 @@ def get_group(group_id: int):
 def update_group(args, group_id: int):
     """Change a group's name, description or lead (a username; null for none)."""
     group = _fetch(Group, group_id, "组", "group")
-    service.update_group(db_session=db.session, group=group, **args)
+    org_service.update_group(db_session=db.session, group=group, **args)
     db.session.commit()
     return group
 
@@ -398,7 +398,7 @@ def list_departments(args):
 @problems(departments_blp, 401, 403)
 def tree():
     """The department tree: top departments with their sub-departments nested."""
-    return service.department_tree(db_session=db.session)
+    return org_service.department_tree(db_session=db.session)
 
 
 @departments_blp.route("", methods=["POST"])
@@ -410,7 +410,7 @@ def tree():
 @problems(departments_blp, 400, 401, 403, 409)
 def create_department(args):
     """Create a department under `parent` (a code), or at the top."""
-    department = service.create_department(
+    department = org_service.create_department(
         db_session=db.session, code=args["code"], name=args["name"], parent=args.get("parent")
     )
     db.session.commit()
@@ -434,7 +434,7 @@ def get_department(department_id: int):
 def update_department(args, department_id: int):
     """Rename a department or move it (with its sub-departments) under another parent."""
     department = _fetch(Department, department_id, "部门", "department")
-    service.update_department(db_session=db.session, department=department, **args)
+    org_service.update_department(db_session=db.session, department=department, **args)
     db.session.commit()
     return department
 
@@ -467,7 +467,7 @@ def list_skills(args):
 @problems(skills_blp, 400, 401, 403, 409)
 def create_skill(args):
     """Create a skill tag; people hold it at a level through their user record (`skills`)."""
-    skill = service.create_skill(db_session=db.session, code=args["code"], name=args["name"])
+    skill = org_service.create_skill(db_session=db.session, code=args["code"], name=args["name"])
     db.session.commit()
     return skill
 
@@ -489,6 +489,6 @@ def get_skill(skill_id: int):
 def update_skill(args, skill_id: int):
     """Rename a skill tag (its code stays)."""
     skill = _fetch(Skill, skill_id, "技能", "skill")
-    service.update_skill(db_session=db.session, skill=skill, name=args["name"])
+    org_service.update_skill(db_session=db.session, skill=skill, name=args["name"])
     db.session.commit()
     return skill
