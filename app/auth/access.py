@@ -166,6 +166,23 @@ def ticket_condition(db_session: Session, user: User):
     return worked_on
 
 
+# What a requester's history shows: submission, the steps reached, the end, and the tasks
+# the requester completed (acceptance). Other people's task data and internal steps stay out.
+REQUESTER_EVENTS = ("process_started", "task_created", "process_completed")
+
+
+def event_condition(user: User):
+    """SQL condition on ProcessEvent: the history entries of a visible work order ``user`` sees."""
+    from app.engine.models import ProcessEvent
+
+    if user.role != "requester":
+        return true()
+    return or_(
+        ProcessEvent.event_type.in_(REQUESTER_EVENTS),
+        and_(ProcessEvent.event_type == "task_completed", ProcessEvent.actor == user.username),
+    )
+
+
 def may_work_on(user: User, task) -> bool:
     """A task is the user's when it names them, or names none and a group of theirs is a candidate."""
     if user.is_admin:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, or_, select
+from sqlalchemy import case, exists, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app import engine
 from app.audit.service import changes, record
-from app.auth.access import my_task_condition, task_condition, ticket_condition
+from app.auth.access import (
+    event_condition,
+    my_task_condition,
+    task_condition,
+    ticket_condition,
+)
 from app.auth.models import Group, User
 from app.engine.models import HumanTask, HumanTaskCandidate, ProcessEvent
 from app.engine.runtime import expire_loaded
@@ -54,10 +59,6 @@ EDITABLE_FIELDS: dict[str, frozenset[str]] = {
     "finance": frozenset(),
 }
 WORKS_ON_TASKS = {"handler", "reviewer"}
-
-# What a requester's history shows: submission, the steps reached, the end, and the tasks
-# the requester completed (acceptance). Other people's task data and internal steps stay out.
-REQUESTER_EVENTS = ("process_started", "task_created", "process_completed")
 
 
 def create_ticket(
@@ -259,22 +260,12 @@ def visible_open_tasks(*, db_session: Session, user: User, ticket: Ticket) -> li
 
 def visible_history(*, db_session: Session, user: User, ticket: Ticket) -> list[ProcessEvent]:
     """The ticket's process events that ``user`` may see: all for staff, for a requester what
-    is meant for them (REQUESTER_EVENTS and their own completed tasks)."""
+    is meant for them (see app.auth.access.event_condition)."""
     query = (
         select(ProcessEvent)
-        .where(ProcessEvent.instance_id == ticket.process_instance_id)
+        .where(ProcessEvent.instance_id == ticket.process_instance_id, event_condition(user))
         .order_by(ProcessEvent.id)
     )
-    if user.role == "requester":
-        query = query.where(
-            or_(
-                ProcessEvent.event_type.in_(REQUESTER_EVENTS),
-                and_(
-                    ProcessEvent.event_type == "task_completed",
-                    ProcessEvent.actor == user.username,
-                ),
-            )
-        )
     return list(db_session.scalars(query))
 
 
