@@ -27,6 +27,11 @@ SETTINGS: dict[str, tuple[object, object]] = {
     "LOGIN_MAX_FAILURES": (5, int),
     "LOGIN_WINDOW_SECONDS": (900, int),
     "PERSONAL_TOKEN_HOURS": (12, int),
+    # Housekeeping: how long replay answers, expired sign-in tokens and sign-in attempts stay.
+    "IDEMPOTENCY_KEEP_HOURS": (48, int),
+    "EXPIRED_TOKEN_KEEP_DAYS": (7, int),
+    "LOGIN_ATTEMPT_KEEP_DAYS": (90, int),
+    "HOUSEKEEPING_INTERVAL_SECONDS": (3600, int),
     "SQL_ECHO": (False, _bool),
 }
 

@@ -10,6 +10,7 @@ from flask import Flask
 
 from app import engine
 from app.extensions import db
+from app.jobs.housekeeping import Purged, purge
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,18 @@ def fire_timers(app: Flask) -> engine.FireReport:
     return report
 
 
+def housekeeping(app: Flask) -> Purged:
+    """Remove replay answers, expired sign-in tokens and old sign-in attempts."""
+    with app.app_context():
+        try:
+            purged = purge(db_session=db.session, config=app.config)
+            db.session.commit()
+        finally:
+            db.session.remove()
+    log.info("housekeeping: %s", purged)
+    return purged
+
+
 def make_scheduler(app: Flask, *, blocking: bool):
     scheduler = BlockingScheduler() if blocking else BackgroundScheduler(daemon=True)
     scheduler.add_job(
@@ -38,6 +51,15 @@ def make_scheduler(app: Flask, *, blocking: bool):
         args=[app],
         seconds=app.config["TIMER_INTERVAL_SECONDS"],
         id="fire_timers",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        housekeeping,
+        "interval",
+        args=[app],
+        seconds=app.config["HOUSEKEEPING_INTERVAL_SECONDS"],
+        id="housekeeping",
         max_instances=1,
         coalesce=True,
     )
