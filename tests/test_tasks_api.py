@@ -573,3 +573,15 @@ def test_two_candidates_claim_at_once_and_one_wins(fresh_app):
         ).all()
         assert [event.actor for event in claims] == [winner]
         db.session.remove()
+
+
+def test_a_claim_is_news_on_the_work_order(as_user, db_session):
+    """The work order's updated_at moves when someone takes its task."""
+    from app.tickets.models import Ticket
+
+    ticket = as_user("alice").post("/api/v1/tickets", json={"title": "打印机卡纸"}).json
+    before = db_session.get(Ticket, ticket["id"]).updated_at
+    [task] = as_user("desk").get(f"/api/v1/tasks?ticket_id={ticket['id']}").json["items"]
+    assert as_user("desk").post(f"/api/v1/tasks/{task['id']}/claim").status_code == 200
+    db_session.expire_all()
+    assert db_session.get(Ticket, ticket["id"]).updated_at > before

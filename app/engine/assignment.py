@@ -18,6 +18,7 @@ from app.engine.queries import definition_of
 from app.engine.runtime import (
     compiled,
 )
+from app.engine.signals import task_reassigned
 from app.errors import NotFound
 from app.timeutil import utcnow
 
@@ -103,6 +104,7 @@ def reassign_task(
         )
     )
     db_session.flush()
+    task_reassigned.send(task, db_session=db_session)
     return before, after
 
 

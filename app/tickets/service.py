@@ -19,7 +19,7 @@ from app.auth.access import (
 from app.auth.models import Group, User
 from app.engine.models import HumanTask, HumanTaskCandidate, ProcessEvent
 from app.engine.runtime import expire_loaded
-from app.engine.signals import instance_stepped
+from app.engine.signals import instance_stepped, task_reassigned
 from app.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from app.tickets.models import PRIORITIES, REGIONS, Device, Ticket
 from app.timeutil import utcnow
@@ -426,3 +426,15 @@ def follow_process(
     table = Ticket.__table__
     db_session.execute(table.update().where(table.c.id == instance.ticket_id).values(**values))
     expire_loaded(db_session, Ticket, [instance.ticket_id])
+
+
+@task_reassigned.connect
+def follow_reassignment(task, *, db_session: Session, **_) -> None:
+    """A claim, give-back or transfer is news on the work order: it was updated now."""
+    if task.ticket_id is None:
+        return
+    table = Ticket.__table__
+    db_session.execute(
+        table.update().where(table.c.id == task.ticket_id).values(updated_at=utcnow())
+    )
+    expire_loaded(db_session, Ticket, [task.ticket_id])
