@@ -209,6 +209,14 @@ def problems(blueprint, *statuses: int):
     return decorate
 
 
+class PageSchema(Schema):
+    """The envelope of every list answer; subclasses add `items`."""
+
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
 class PageArgs(Schema):
     # OFFSET (page - 1) x per_page past 2^63 would be a server error on both databases.
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.api import Blueprint, PageArgs, paginate, problems
+from app.api import Blueprint, PageArgs, PageSchema, paginate, problems
 from app.audit.models import AuditEntry
 from app.audit.service import SOURCES, entries_query
 from app.auth.access import roles_required
@@ -83,11 +83,8 @@ class AuditEntrySchema(Schema):
     remote_addr = fields.String(allow_none=True)
 
 
-class AuditPageSchema(Schema):
+class AuditPageSchema(PageSchema):
     items = fields.List(fields.Nested(AuditEntrySchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
 
 
 _ENTRY_EXAMPLE = {

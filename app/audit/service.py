@@ -77,6 +77,29 @@ def entries_query(
     return query
 
 
+def record_changes(
+    *,
+    db_session: Session,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: dict,
+    after: dict,
+) -> AuditEntry | None:
+    """One audit row with the keys whose values differ; none when nothing changed."""
+    old, new = changes(before, after)
+    if not new:
+        return None
+    return record(
+        db_session=db_session,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before=old,
+        after=new,
+    )
+
+
 def changes(before: dict, after: dict) -> tuple[dict, dict]:
     """Only the keys whose values differ, for the before/after of an update."""
     keys = [key for key in after if before.get(key) != after.get(key)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit.service import changes, record
+from app.audit.service import record, record_changes
 from app.auth.models import Department, Group, Skill, User
 from app.auth.service import CODE, find_user, named_department
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 
 # ---------------------------------------------------------------- groups
 
@@ -50,23 +50,14 @@ def update_group(*, db_session: Session, group: Group, **updates: object) -> Gro
     if "lead" in updates:
         group.lead = None if updates["lead"] is None else _lead(db_session, str(updates["lead"]))
     db_session.flush()
-    old, new = changes(before, _group_snapshot(group))
-    if new:
-        record(
-            db_session=db_session,
-            action="group.update",
-            object_type="group",
-            object_id=group.code,
-            before=old,
-            after=new,
-        )
-    return group
-
-
-def get_group(*, db_session: Session, code: str) -> Group:
-    group = db_session.execute(select(Group).where(Group.code == code)).scalar_one_or_none()
-    if group is None:
-        raise NotFound(f"组 {code} 不存在", f"group {code} does not exist")
+    record_changes(
+        db_session=db_session,
+        action="group.update",
+        object_type="group",
+        object_id=group.code,
+        before=before,
+        after=_group_snapshot(group),
+    )
     return group
 
 
@@ -143,23 +134,14 @@ def update_department(
             ancestor = ancestor.parent
         department.parent = parent
     db_session.flush()
-    old, new = changes(before, _department_snapshot(department))
-    if new:
-        record(
-            db_session=db_session,
-            action="department.update",
-            object_type="department",
-            object_id=department.code,
-            before=old,
-            after=new,
-        )
-    return department
-
-
-def get_department(*, db_session: Session, code: str) -> Department:
-    department = db_session.scalar(select(Department).where(Department.code == code))
-    if department is None:
-        raise NotFound(f"部门 {code} 不存在", f"department {code} does not exist")
+    record_changes(
+        db_session=db_session,
+        action="department.update",
+        object_type="department",
+        object_id=department.code,
+        before=before,
+        after=_department_snapshot(department),
+    )
     return department
 
 
@@ -210,23 +192,14 @@ def create_skill(*, db_session: Session, code: str, name: str) -> Skill:
 def update_skill(*, db_session: Session, skill: Skill, name: str) -> Skill:
     before = {"name": skill.name}
     skill.name = _name(name, "技能", "skill")
-    old, new = changes(before, {"name": skill.name})
-    if new:
-        record(
-            db_session=db_session,
-            action="skill.update",
-            object_type="skill",
-            object_id=skill.code,
-            before=old,
-            after=new,
-        )
-    return skill
-
-
-def get_skill(*, db_session: Session, code: str) -> Skill:
-    skill = db_session.scalar(select(Skill).where(Skill.code == code))
-    if skill is None:
-        raise NotFound(f"技能 {code} 不存在", f"skill {code} does not exist")
+    record_changes(
+        db_session=db_session,
+        action="skill.update",
+        object_type="skill",
+        object_id=skill.code,
+        before=before,
+        after={"name": skill.name},
+    )
     return skill
 
 

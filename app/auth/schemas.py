@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.api import PageArgs
+from app.api import PageArgs, PageSchema
 from app.auth.models import ROLES
 from app.auth.service import CODE, LEVELS, MIN_PASSWORD, USERNAME
 from app.auth.tokens import NAME
@@ -104,13 +104,7 @@ class ApiTokenListArgs(PageArgs):
     username = fields.String(validate=[validate.Length(min=1, max=100), printable])
 
 
-class _Page(Schema):
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
-
-
-class ApiTokenPageSchema(_Page):
+class ApiTokenPageSchema(PageSchema):
     items = fields.List(fields.Nested(ApiTokenSchema))
 
 
@@ -178,7 +172,7 @@ USER_VIEWS: dict[str, dict] = {
 }
 
 
-class UserPageSchema(_Page):
+class UserPageSchema(PageSchema):
     items = fields.List(fields.Nested(UserSchema))
 
 
@@ -268,7 +262,7 @@ class GroupSchema(Schema):
     members = fields.List(fields.Nested(UserRefSchema))
 
 
-class GroupPageSchema(_Page):
+class GroupPageSchema(PageSchema):
     items = fields.List(fields.Nested(GroupSchema))
 
 
@@ -307,7 +301,7 @@ class DepartmentSchema(Schema):
     parent = fields.Pluck(DepartmentRefSchema, "code", allow_none=True)
 
 
-class DepartmentPageSchema(_Page):
+class DepartmentPageSchema(PageSchema):
     items = fields.List(fields.Nested(DepartmentSchema))
 
 
@@ -343,7 +337,7 @@ class SkillSchema(Schema):
     name = fields.String()
 
 
-class SkillPageSchema(_Page):
+class SkillPageSchema(PageSchema):
     items = fields.List(fields.Nested(SkillSchema))
 
 

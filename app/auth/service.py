@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.orm import Session
 
-from app.audit.service import changes, record
+from app.audit.service import record, record_changes
 from app.auth.models import ROLES, Department, Group, LoginAttempt, Skill, User, UserSkill
 from app.errors import Conflict, InvalidInput, NotFound, PaidanError
 from app.timeutil import utcnow
@@ -310,12 +310,10 @@ def _audit_change(
     *,
     force: bool = False,
 ) -> None:
-    """One audit row for an aspect of ``user`` that changed; nothing when nothing did."""
-    if not force:
-        before, after = changes(before, after)
-        if not after:
-            return
-    record(
+    """One audit row for an aspect of ``user`` that changed; nothing when nothing did
+    (``force``: always, e.g. a password reset, whose values are never shown)."""
+    audit = record if force else record_changes
+    audit(
         db_session=db_session,
         action=action,
         object_type="user",

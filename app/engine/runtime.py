@@ -102,6 +102,10 @@ def check_format(instance: ProcessInstance) -> None:
 
 def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
     check_format(instance)
+    return _restore(instance)
+
+
+def _restore(instance: ProcessInstance) -> BpmnWorkflow:
     spec, subprocess_specs = specs_of(instance.definition)
     return load_state(instance.state, spec, subprocess_specs, SCRIPT_ENGINE)
 
@@ -155,8 +159,8 @@ def open_step(db_session: Session, instance_id: int, actor: str | None) -> Step:
         raise NotFound(
             f"流程实例 {instance_id} 不存在", f"process instance {instance_id} not found"
         )
-    check_format(instance)
-    workflow = WORKFLOWS.take(instance) or load_workflow(instance)
+    check_format(instance)  # also for a cached workflow: the row may have another format
+    workflow = WORKFLOWS.take(instance) or _restore(instance)
     before = {task.id: task.state for task in workflow.tasks.values()}
     return Step(instance=instance, workflow=workflow, actor=actor, before=before)
 

@@ -7,7 +7,7 @@ from flask_login import current_user
 from marshmallow import Schema, fields, validate
 
 from app import engine
-from app.api import Blueprint, PageArgs, paginate, problems
+from app.api import Blueprint, PageArgs, PageSchema, paginate, problems
 from app.auth.access import login_required
 from app.engine import task_form
 from app.extensions import db
@@ -45,11 +45,8 @@ class TaskListArgs(PageArgs):
     )
 
 
-class TaskPageSchema(Schema):
+class TaskPageSchema(PageSchema):
     items = fields.List(fields.Nested(TaskSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
 
 
 class TaskDetailSchema(TaskSchema):

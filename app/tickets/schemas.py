@@ -19,7 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from app.api import PageArgs
+from app.api import PageArgs, PageSchema
 from app.tickets.models import PRIORITIES, REGIONS, STATUSES, Ticket
 from app.tickets.service import RESERVED_VARIABLES, TICKET_TYPES, contact_of, location_of
 from app.workflows.schemas import EventSchema, TaskSchema
@@ -341,11 +341,8 @@ class TicketSummarySchema(TicketSchema):
         exclude = ("open_tasks", "history")
 
 
-class TicketPageSchema(Schema):
+class TicketPageSchema(PageSchema):
     items = fields.List(fields.Nested(TicketSummarySchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
 
 
 def ticket_record(ticket: Ticket) -> dict:

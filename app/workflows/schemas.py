@@ -5,6 +5,8 @@ import re
 
 from marshmallow import Schema, fields, validate
 
+from app.api import PageSchema
+
 # ---------------------------------------------------------------- text
 
 # No name, key or reason of ours holds a control character, and PostgreSQL refuses NUL in text.
@@ -121,11 +123,8 @@ class DefinitionSchema(Schema):
         return sorted(definition.forms)
 
 
-class DefinitionPageSchema(Schema):
+class DefinitionPageSchema(PageSchema):
     items = fields.List(fields.Nested(DefinitionSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
 
 
 class DefinitionSourcesSchema(Schema):
