@@ -38,7 +38,7 @@ from app.engine.scripting import SCRIPT_ENGINE
 from app.engine.serializer import STATE_FORMAT, dump_state, load_state, restore_specs
 from app.engine.signals import instance_stepped
 from app.errors import NotFound, ProcessError
-from app.rules.expressions import ExpressionError, evaluate
+from app.rules.expressions import evaluate
 from app.timeutil import utcnow
 
 _PLACEHOLDER = re.compile(r"^\s*\$\{(.*)\}\s*$", re.S)
@@ -382,7 +382,7 @@ def _resolve(step: Step, task, value: str | None):
         return value
     try:
         return evaluate(match.group(1), task.data)
-    except (ExpressionError, Exception) as exc:
+    except Exception as exc:  # any failure, ExpressionError included, names the element
         definition = step.instance.definition
         raise ProcessError(
             f"流程 {definition.key} 第 {definition.version} 版：用户任务 {task.task_spec.bpmn_id} "
