@@ -7,12 +7,12 @@ FLASK := $(BIN)/flask --app wsgi
 # The suite runs on SQLite, then on this PostgreSQL server (set it empty to skip).
 PAIDAN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint bench install designer db demo clean
+.PHONY: run test lint bench install designer translations db demo clean
 
-run: install designer db demo
+run: install designer translations db demo
 	$(FLASK) serve --host 127.0.0.1 --port 5000
 
-test: install designer lint
+test: install designer translations lint
 	$(BIN)/pytest
 	@if [ -n "$(PAIDAN_TEST_POSTGRES_URL)" ]; then \
 		echo "== the same suite on PostgreSQL ($(PAIDAN_TEST_POSTGRES_URL))"; \
@@ -25,6 +25,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/engine.py --postgres "$(PAIDAN_TEST_POSTGRES_URL)"
+	$(BIN)/python bench/inbox.py --postgres "$(PAIDAN_TEST_POSTGRES_URL)"
 
 install: $(VENV)/.installed
 
@@ -34,10 +35,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-designer: designer/node_modules/.package-lock.json
+# The page islands (htmx, form-js, bpmn-js) are built by Vite into app/static/dist.
+designer: app/static/dist/.vite/manifest.json
 
 designer/node_modules/.package-lock.json: designer/package-lock.json
 	npm ci --prefix designer --no-audit --no-fund
+
+app/static/dist/.vite/manifest.json: designer/node_modules/.package-lock.json designer/vite.config.js $(wildcard designer/src/*/*.js)
+	npm run build --prefix designer
+
+translations: install
+	$(BIN)/python scripts/i18n.py compile
 
 db: install
 	$(FLASK) db upgrade
@@ -46,4 +54,4 @@ demo: install
 	$(FLASK) seed-demo
 
 clean:
-	rm -rf $(VENV) designer/node_modules instance
+	rm -rf $(VENV) designer/node_modules app/static/dist instance

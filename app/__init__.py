@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import models  # noqa: F401 - every table registered before migrations look
     from app.api import install_error_handlers
+    from app.assets import init_assets
     from app.audit.api import audit_blp
     from app.auth.api import auth_blp, tokens_blp
     from app.auth.csrf import init_csrf
@@ -40,10 +41,16 @@ def create_app(config: dict | None = None) -> Flask:
     from app.auth.org_api import departments_blp, groups_blp, skills_blp, users_blp
     from app.auth.views import bp as auth_pages_bp
     from app.cli import register_cli
+    from app.i18n import init_i18n
     from app.inbox.api import blp as tasks_blp
+    from app.inbox.views import bp as inbox_pages_bp
+    from app.portal.views import bp as portal_bp
     from app.rules.helpers import register_builtin_helpers
+    from app.site.views import bp as site_bp
     from app.tickets.api import blp as tickets_blp
+    from app.tickets.views import bp as ticket_pages_bp
     from app.views import bp as pages_bp
+    from app.views import init_pages
     from app.workflows.api import definitions_blp, instances_blp, messages_blp
 
     register_builtin_helpers()
@@ -63,8 +70,13 @@ def create_app(config: dict | None = None) -> Flask:
         audit_blp,
     ):
         api.register_blueprint(blueprint)
+    init_i18n(app)
+    init_assets(app)
+    init_pages(app)
     app.register_blueprint(pages_bp)
     app.register_blueprint(auth_pages_bp)
+    for page_blueprint in (portal_bp, inbox_pages_bp, ticket_pages_bp, site_bp):
+        app.register_blueprint(page_blueprint)
     init_csrf(app)
     install_error_handlers(app)
     register_cli(app)

@@ -42,7 +42,21 @@ def preferred_language() -> str:
     return request.accept_languages.best_match(["zh", "en"], default="zh")
 
 
+def wants_page() -> bool:
+    """A browser navigating our pages (or htmx inside them), not an API client or fetch()."""
+    if not has_request_context() or request.path.startswith("/api/"):
+        return False
+    if request.headers.get("HX-Request"):
+        return True
+    accept = request.accept_mimetypes
+    return bool(accept) and accept.best_match(["application/json", "text/html"]) == "text/html"
+
+
 def problem(status: int, title: str, zh: str, en: str, errors=None, headers=None):
+    if wants_page():
+        from app.pages_errors import page_problem  # pages import the API, not the reverse
+
+        return page_problem(status, title, zh, en, errors, headers)
     body = {
         "type": "about:blank",
         "title": title,

@@ -19,7 +19,20 @@ SETTINGS: dict[str, tuple[object, object]] = {
     "TIMER_INTERVAL_SECONDS": (5.0, float),
     "TIMER_BATCH_SIZE": (100, int),
     "TIMER_RETRY_SECONDS": (300, int),
+    # Process deployments (BPMN, DMN and form files).
     "MAX_UPLOAD_BYTES": (5 * 1024 * 1024, int),
+    # Attachments: stored by content hash under this folder; limits per kind of file, and for
+    # one request (a report with several photos and a video).
+    "ATTACHMENT_DIR": ("", str),
+    "ATTACHMENT_IMAGE_MAX_BYTES": (10 * 1024 * 1024, int),
+    "ATTACHMENT_VIDEO_MAX_BYTES": (50 * 1024 * 1024, int),
+    "ATTACHMENT_AUDIO_MAX_BYTES": (10 * 1024 * 1024, int),
+    "ATTACHMENT_DOCUMENT_MAX_BYTES": (20 * 1024 * 1024, int),
+    "ATTACHMENTS_PER_REQUEST": (10, int),
+    "REQUEST_MAX_BYTES": (100 * 1024 * 1024, int),
+    # Pages: how often the inbox asks for new work (seconds), and rows per page.
+    "INBOX_REFRESH_SECONDS": (20, int),
+    "INBOX_PAGE_SIZE": (30, int),
     # argon2id cost; tests lower it. Defaults are argon2-cffi's (RFC 9106 low-memory profile).
     "ARGON2_TIME_COST": (3, int),
     "ARGON2_MEMORY_COST": (65536, int),
@@ -48,7 +61,14 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     config["SQLALCHEMY_DATABASE_URI"] = url
     config["SQLALCHEMY_ECHO"] = config["SQL_ECHO"]
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
-    config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
+    config["MAX_CONTENT_LENGTH"] = max(config["MAX_UPLOAD_BYTES"], config["REQUEST_MAX_BYTES"])
+    config["ATTACHMENT_DIR"] = config["ATTACHMENT_DIR"] or str(Path(instance_path) / "attachments")
+    config["BABEL_DEFAULT_LOCALE"] = "zh"
+    config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
+    config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
+        str(PROJECT_ROOT / "app" / area / "translations")
+        for area in ("", "portal", "inbox", "tickets", "site", "attachments", "reports")
+    )
     config["JSON_AS_ASCII"] = False
     config.update(
         API_TITLE="Paidan 派单 API",

@@ -47,6 +47,11 @@ class Conflict(PaidanError):
     title = "Conflict"
 
 
+class TooLarge(PaidanError):
+    status = 413
+    title = "Payload Too Large"
+
+
 class ProcessError(PaidanError):
     """A process could not move on with the data it has (e.g. no gateway branch matched)."""
 

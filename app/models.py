@@ -1,5 +1,6 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
+from app.attachments.models import Attachment
 from app.audit.models import AuditEntry
 from app.auth.models import (
     ApiToken,
@@ -21,11 +22,14 @@ from app.engine.models import (
     Timer,
 )
 from app.integrations.models import IdempotencyRecord
-from app.tickets.models import Device, Ticket
+from app.site.models import CheckIn
+from app.tickets.models import Device, Satisfaction, Ticket, TicketNote
 
 __all__ = [
     "ApiToken",
+    "Attachment",
     "AuditEntry",
+    "CheckIn",
     "Department",
     "Device",
     "Group",
@@ -37,8 +41,10 @@ __all__ = [
     "ProcessDefinition",
     "ProcessEvent",
     "ProcessInstance",
+    "Satisfaction",
     "Skill",
     "Ticket",
+    "TicketNote",
     "Timer",
     "User",
     "UserSkill",

@@ -1,5 +1,7 @@
 """The shell commands an operator uses: create-user, deploy-processes, seed-demo."""
 
+import re
+
 from sqlalchemy import func, select
 
 from app.auth.models import User
@@ -109,9 +111,18 @@ def test_seed_demo_builds_a_living_company_once(new_database):
 
     again = run(app, "seed-demo")
     assert "跳过" in again.output
-    home = app.test_client().get("/")
-    assert home.status_code == 200
-    page = home.get_data(as_text=True)
-    assert "UPS 电源告警" in page and "待办任务" in page
+    browser = app.test_client()
+    html = {"Accept": "text/html"}
+    assert browser.get("/", headers=html).headers["Location"].startswith("/login")
+    login = browser.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    signed_in = browser.post(
+        "/login", data={"username": "admin", "password": "paidan123", "csrf_token": token}
+    )
+    assert signed_in.status_code == 302
+    overview = browser.get("/", follow_redirects=True)
+    assert overview.status_code == 200
+    page = overview.get_data(as_text=True)
+    assert "UPS 电源告警" in page and "待我处理" in page
     with app.app_context():
         db.engine.dispose()

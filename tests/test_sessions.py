@@ -20,7 +20,23 @@ def sign_in(client, username="desk", password=PASSWORD, next_url=None):
 
 def test_sign_in_page_is_chinese_first_and_carries_a_csrf_token(client):
     page = client.get("/login").get_data(as_text=True)
-    assert "用户名" in page and "Username" in page and csrf_from(page)
+    assert "用户名" in page and "Username" not in page and csrf_from(page)
+
+
+def test_the_language_switch_turns_the_pages_english_and_back(client):
+    switched = client.get("/lang/en?next=/login")
+    assert switched.status_code == 302 and switched.headers["Location"].endswith("/login")
+    page = client.get("/login").get_data(as_text=True)
+    assert "Username" in page and "用户名" not in page and 'lang="en"' in page
+    client.get("/lang/zh")
+    assert "用户名" in client.get("/login").get_data(as_text=True)
+
+
+def test_an_english_browser_gets_english_pages_until_it_chooses(client):
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    assert "Username" in client.get("/login", headers=english).get_data(as_text=True)
+    client.get("/lang/zh")
+    assert "用户名" in client.get("/login", headers=english).get_data(as_text=True)
 
 
 def test_sign_in_without_the_csrf_token_is_refused(client):

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.auth.service import TooManyAttempts, authenticate
 from app.extensions import db
+from app.i18n import error_text
+from app.urls import safe_next
 
 bp = Blueprint("pages_auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    # Only paths on this site: an absolute URL here would be an open redirect.
-    if target and not urlsplit(target).netloc and target.startswith("/"):
-        return target
-    return url_for("pages.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -33,13 +27,13 @@ def login():
                 remote_addr=request.remote_addr,
             )
         except TooManyAttempts as exc:
-            error = exc
+            error = error_text(exc)
             user = None
         if user is not None:
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         if error is None:
-            error = "用户名或密码不正确 / wrong username or password"
+            error = _("Wrong username or password")
         return render_template("auth/login.html", error=error, username=username), 401
     return render_template("auth/login.html", error=None, username="")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Numeric, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, Numeric, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -81,3 +81,34 @@ class Ticket(db.Model):
     @property
     def total_cost(self) -> Decimal:
         return (self.parts_cost or Decimal("0")) + (self.labour_cost or Decimal("0"))
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class TicketNote(db.Model):
+    """A progress note (处理记录) written on the work-order page."""
+
+    __tablename__ = "ticket_note"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    body: Mapped[str] = mapped_column(Text)
+    # Internal notes are for staff; the requester never sees them.
+    internal: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User] = relationship(lazy="joined")
+
+
+class Satisfaction(db.Model):
+    """The requester's rating (满意度, 1–5) of a finished work order: one per ticket."""
+
+    __tablename__ = "satisfaction"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), primary_key=True)
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    rated_by: Mapped[str] = mapped_column(String(100))
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -12,7 +12,7 @@ from app.audit.service import record
 from app.auth.access import roles_required, ticket_condition
 from app.engine import definition_versions, get_definition
 from app.engine.models import ProcessDefinition
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, TooLarge
 from app.extensions import db
 from app.integrations.idempotency import idempotent
 from app.tickets.models import Ticket
@@ -83,6 +83,12 @@ def deploy_definitions(_files):
 
     A process whose files are unchanged keeps its latest version (answered, not duplicated).
     """
+    limit = current_app.config["MAX_UPLOAD_BYTES"]
+    if (request.content_length or 0) > limit:
+        raise TooLarge(
+            f"部署文件合计不能超过 {limit // 1024 // 1024} MB",
+            f"the deployed files may not exceed {limit // 1024 // 1024} MB in all",
+        )
     uploads = request.files.getlist("files")
     if not uploads:
         raise InvalidInput(

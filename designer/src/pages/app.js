@@ -1,0 +1,42 @@
+// Every page: htmx, the CSRF header on every htmx request, the personal menu, and local
+// times ("3 分钟前") refreshed in place.
+import htmx from 'htmx.org';
+
+window.htmx = htmx;
+// Pages never ask htmx to evaluate code from attributes (hx-on, js: values).
+htmx.config.allowEval = false;
+
+const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content || '';
+
+document.addEventListener('htmx:configRequest', (event) => {
+  event.detail.headers['X-CSRF-Token'] = csrfToken();
+});
+
+// A refused htmx request (4xx) still shows the server's message where the page asks for it.
+document.addEventListener('htmx:beforeSwap', (event) => {
+  const status = event.detail.xhr.status;
+  if (status >= 400 && status < 500) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+    const target = event.detail.requestConfig.elt.closest('[data-error-target]');
+    if (target) {
+      event.detail.target = document.querySelector(target.dataset.errorTarget);
+    }
+  }
+});
+
+document.addEventListener('click', (event) => {
+  const toggle = event.target.closest('[data-toggle]');
+  if (toggle) {
+    const menu = document.getElementById(toggle.dataset.toggle);
+    const open = menu.hasAttribute('hidden');
+    menu.toggleAttribute('hidden', !open);
+    toggle.setAttribute('aria-expanded', String(open));
+    return;
+  }
+  document.querySelectorAll('[data-menu]:not([hidden])').forEach((menu) => {
+    if (!menu.contains(event.target)) menu.setAttribute('hidden', '');
+  });
+});
+
+export { csrfToken };

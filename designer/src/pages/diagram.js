@@ -1,0 +1,1 @@
+// The BPMN diagram island of the work-order page (bpmn-js viewer with step markers).

@@ -1,0 +1,1 @@
+// At the site: position, camera and voice notes on the phone.
