@@ -8,9 +8,11 @@ their own, created and dropped around the test.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +23,8 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
 from app.extensions import db
+
+pytest_plugins = ["tests.browser"]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PASSWORD = "test-password-1"
@@ -228,3 +232,48 @@ class Api:
 @pytest.fixture
 def as_user(client):
     return lambda username: Api(client, username)
+
+
+class Pages:
+    """A browser-like client with a signed-in session: asks for HTML, sends the CSRF token."""
+
+    HTML: ClassVar[dict] = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+    def __init__(self, client, username: str | None, language: str = "zh"):
+        self.client = client
+        self.username = username
+        client.set_cookie("paidan_lang", language)
+        login = self.get("/login").get_data(as_text=True)
+        self.csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+        if username:
+            answer = self.post("/login", data={"username": username, "password": PASSWORD})
+            assert answer.status_code == 302, f"{username} could not sign in"
+            self.csrf = re.search(
+                r'name="csrf-token" content="([^"]+)"', self.get("/login").get_data(as_text=True)
+            ).group(1)
+
+    def get(self, url, **kw):
+        return self.open(url, "GET", **kw)
+
+    def post(self, url, data=None, **kw):
+        if isinstance(data, dict):
+            data = {"csrf_token": self.csrf, **data}
+        return self.open(url, "POST", data=data, **kw)
+
+    def htmx(self, url, method="GET", **kw):
+        return self.open(url, method, headers={"HX-Request": "true"}, **kw)
+
+    def fetch(self, url, method="POST", **kw):
+        """What the page scripts send: JSON answers wanted, CSRF in the header."""
+        return self.open(url, method, headers={"Accept": "application/json"}, **kw)
+
+    def open(self, url, method, headers=None, **kw):
+        g.pop("_login_user", None)  # as a new request would (the test's app context persists)
+        sent = {**self.HTML, "X-CSRF-Token": getattr(self, "csrf", ""), **(headers or {})}
+        return self.client.open(url, method=method, headers=sent, **kw)
+
+
+@pytest.fixture
+def pages(app, db_session):
+    """pages("net1") -> a signed-in browser-like client (its own cookies); pages(None): anonymous."""
+    return lambda username, language="zh": Pages(app.test_client(), username, language)
