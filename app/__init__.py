@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app import models  # noqa: F401 - every table registered before migrations look
     from app.api import install_error_handlers
     from app.assets import init_assets
+    from app.attachments.views import bp as attachment_pages_bp
     from app.audit.api import audit_blp
     from app.auth.api import auth_blp, tokens_blp
     from app.auth.csrf import init_csrf
@@ -77,6 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth_pages_bp)
     for page_blueprint in (portal_bp, inbox_pages_bp, ticket_pages_bp, site_bp):
         app.register_blueprint(page_blueprint)
+    app.register_blueprint(attachment_pages_bp)
     init_csrf(app)
     install_error_handlers(app)
     register_cli(app)

@@ -61,6 +61,8 @@ def nav_items() -> list[NavItem]:
         items.append(NavItem("tickets", "/tickets", _("Work orders")))
     if user.role in ("admin", "dispatcher"):
         items.append(NavItem("overview", url_for("pages.overview"), _("Overview")))
+    if user.role in STAFF:
+        items.append(NavItem("devices", "/devices", _("Devices")))
     if user.role != "finance":
         items.append(NavItem("report", "/portal/new", _("Report a fault")))
     if user.role in ("requester", *STAFF[1:]):
@@ -106,4 +108,11 @@ def overview():
 
 
 def init_pages(app) -> None:
-    app.jinja_env.globals.update(nav_items=nav_items, role_name=role_name, status_name=status_name)
+    from app.forms.localize import form_widget_texts
+
+    app.jinja_env.globals.update(
+        nav_items=nav_items,
+        role_name=role_name,
+        status_name=status_name,
+        form_widget_texts=form_widget_texts,
+    )

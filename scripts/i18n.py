@@ -7,7 +7,7 @@ area never rewrites another's file:
 
     python scripts/i18n.py extract [--area NAME]   add new ids, drop unused ones (keeps msgstr)
     python scripts/i18n.py compile                 .po -> .mo (make run / make test do this)
-    python scripts/i18n.py check                   list ids without a Chinese translation
+    python scripts/i18n.py check                   ids without Chinese, or with two different ones
     python scripts/i18n.py fill --area NAME F.json  set translations from {"English": "中文"}
 """
 
@@ -125,12 +125,32 @@ def missing() -> list[str]:
     return problems
 
 
+def conflicts() -> list[str]:
+    """Ids translated differently in two catalogs: flask-babel merges them and one would win
+    silently, so the same English must read the same in Chinese everywhere."""
+    seen: dict[str, tuple[str, str]] = {}
+    problems = []
+    for area in ("core", *AREAS):
+        path = catalog_path(area)
+        if not path.exists():
+            continue
+        for message in load(path):
+            if not message.id or not message.string:
+                continue
+            first = seen.setdefault(str(message.id), (area, str(message.string)))
+            if first[1] != str(message.string):
+                problems.append(
+                    f"{message.id!r}: {first[0]} says {first[1]!r}, {area} says {message.string!r}"
+                )
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["extract", "compile", "check", "fill"])
     parser.add_argument("--area", choices=["core", *AREAS])
     parser.add_argument("file", nargs="?", help="fill: a JSON object of English -> Chinese")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.command == "extract":
         extract(args.area)
     elif args.command == "fill":
@@ -138,8 +158,8 @@ def main() -> int:
     elif args.command == "compile":
         compile_all()
     else:
-        problems = missing()
-        print("\n".join(problems) or "every message has a Chinese translation")
+        problems = missing() + conflicts()
+        print("\n".join(problems) or "every message has one Chinese translation")
         return 1 if problems else 0
     return 0
 

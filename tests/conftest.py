@@ -277,3 +277,45 @@ class Pages:
 def pages(app, db_session):
     """pages("net1") -> a signed-in browser-like client (its own cookies); pages(None): anonymous."""
     return lambda username, language="zh": Pages(app.test_client(), username, language)
+
+
+@pytest.fixture
+def world(db_session):
+    """Work orders in several states, so that pages have something to show."""
+    from tests.flows import Flow
+
+    it = Flow(db_session, "alice", "it_service", title="打印机无法联网", region="beijing")
+    it.do(
+        "task_triage",
+        "desk",
+        resolution="forward",
+        triage_note="已电话确认",
+        category="network",
+        priority="P2",
+        region="beijing",
+    )
+    repair = Flow(
+        db_session,
+        "bob",
+        "equipment_repair",
+        title="空调外机异响",
+        category="facilities",
+        priority="P2",
+        region="shanghai",
+        device_no="DEV-T-2",
+    )
+    repair.do("task_dispatch", "desk", engineer="fac1", parts_needed=True, parts_list="电容 × 1")
+    done = Flow(
+        db_session,
+        "alice",
+        "equipment_repair",
+        title="机房空调漏水",
+        category="facilities",
+        priority="P3",
+        region="shanghai",
+        device_no="DEV-T-2",
+    )
+    done.do("task_dispatch", "desk", engineer="fac1", parts_needed=False)
+    done.do("task_onsite", "fac1", fault_cause="排水管堵塞", work_done="疏通排水管")
+    done.do("task_acceptance", "alice", acceptance_result="accept", acceptance_comment="好了")
+    return {"it": it, "repair": repair, "done": done}

@@ -7,8 +7,11 @@ language. The schema the server validates is unchanged: only display texts are p
 from __future__ import annotations
 
 import copy
+import re
 
-from app.i18n import pick
+from flask_babel import gettext as _
+
+from app.i18n import current_language, pick
 
 DISPLAY_KEYS = ("label", "description", "placeholder")
 
@@ -23,6 +26,10 @@ def localized_schema(schema: dict | None, language: str | None = None) -> dict |
         return None
     localized = copy.deepcopy(schema)
     for component in _walk(localized.get("components", [])):
+        if component.get("type") == "text" and isinstance(component.get("text"), str):
+            component["text"] = "\n".join(
+                _pick_line(line, language) for line in component["text"].split("\n")
+            )
         for key in DISPLAY_KEYS:
             if isinstance(component.get(key), str):
                 component[key] = pick(component[key], language)
@@ -34,7 +41,42 @@ def localized_schema(schema: dict | None, language: str | None = None) -> dict |
     return localized
 
 
+# One line of a text component: "分级说明 / Triage note: {{triage_note}}", possibly wrapped in
+# markdown ("**…**", "#### …"); the value after the colon belongs to both languages.
+_TEXT_LINE = re.compile(
+    r"^(?P<lead>[#>*_\s]*)(?P<zh>[^/]*?[\u3400-\u9fff][^/]*?)\s+/\s+(?P<en>[^/:：]+?)"
+    r"(?P<value>\s*[:：]\s*\{\{[^}]+\}\}.*?)?(?P<trail>[*_\s]*)$"
+)
+
+
+def _pick_line(line: str, language: str | None) -> str:
+    match = _TEXT_LINE.match(line)
+    if not match:
+        return line
+    side = match["zh"] if (language or current_language()) == "zh" else match["en"]
+    return f"{match['lead']}{side.strip()}{match['value'] or ''}{match['trail']}"
+
+
 def _walk(components: list[dict]):
     for component in components:
         yield component
         yield from _walk(component.get("components") or [])
+
+
+def form_widget_texts() -> dict[str, str]:
+    """The few words form-js writes itself (in English), in the page language."""
+    return {
+        "Select": _("Select"),
+        "Search": _("Search"),
+        "No results": _("No results"),
+        "All values selected": _("All values selected"),
+        "Skip to search": _("Skip to search"),
+        "Remove tag": _("Remove tag"),
+        "Field is required.": _("Field is required."),
+        "Field must be a valid email.": _("Field must be a valid email."),
+        # {n} stands for the number form-js puts in.
+        "Field must have minimum length of {n}.": _("Field must have minimum length of {n}."),
+        "Field must have maximum length of {n}.": _("Field must have maximum length of {n}."),
+        "Field must have minimum value of {n}.": _("Field must have minimum value of {n}."),
+        "Field must have maximum value of {n}.": _("Field must have maximum value of {n}."),
+    }

@@ -11,6 +11,7 @@ from flask import Flask
 from app import engine
 from app.extensions import db
 from app.jobs.housekeeping import Purged, purge
+from app.reports.jobs import service_reports
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,15 @@ def make_scheduler(app: Flask, *, blocking: bool):
         args=[app],
         seconds=app.config["HOUSEKEEPING_INTERVAL_SECONDS"],
         id="housekeeping",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        service_reports,
+        "interval",
+        args=[app],
+        seconds=app.config["SERVICE_REPORT_INTERVAL_SECONDS"],
+        id="service_reports",
         max_instances=1,
         coalesce=True,
     )

@@ -2,6 +2,290 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+import math
+import re
+
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.api import paginate
+from app.attachments.service import Upload, attachments_of
+from app.attachments.views import file_response
+from app.auth.access import login_required, may_work_on, roles_required, schema_for
+from app.engine.models import ProcessDefinition, ProcessInstance
+from app.errors import NotFound
+from app.extensions import db
+from app.i18n import current_language, pick
+from app.reports.service_report import REPORT_KIND, current_report
+from app.site.models import CheckIn
+from app.tickets.contributions import (
+    add_files,
+    add_note,
+    is_staff,
+    may_contribute,
+    visible_notes,
+)
+from app.tickets.models import PRIORITIES, REGIONS, STATUSES, Device, Satisfaction, Ticket
+from app.tickets.progress import (
+    diagram_markers,
+    display_names,
+    group_names,
+    option_label,
+    sla_clock,
+    timeline,
+)
+from app.tickets.schemas import TICKET_VIEWS, TicketSchema
+from app.tickets.service import (
+    get_visible_ticket,
+    visible_history,
+    visible_open_tasks,
+    visible_tickets_query,
+)
+from app.timeutil import utcnow
 
 bp = Blueprint("ticket_pages", __name__)
+
+# Requesters follow their own reports in the portal; every other role has the list.
+LIST_ROLES = ("admin", "dispatcher", "handler", "reviewer", "finance")
+PAGE_SIZE = 30
+MAX_PAGE = 1_000_000
+RELATED_LIMIT = 10
+# A search text reaches SQL: control characters (NUL breaks PostgreSQL) are dropped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@bp.get("/tickets")
+@roles_required(*LIST_ROLES)
+def ticket_list():
+    """The work orders the signed-in person may see, newest first, filtered and paged."""
+    status = request.args.get("status", "")
+    priority = request.args.get("priority", "")
+    text = _CONTROL.sub("", request.args.get("q", "")).strip()[:100]
+    filters = {
+        "status": status if status in STATUSES else "",
+        "priority": priority if priority in PRIORITIES else "",
+        "q": text,
+    }
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
+    query = visible_tickets_query(
+        db_session=db.session, user=current_user, **{k: v or None for k, v in filters.items()}
+    )
+    result = paginate(db.session, query, page, PAGE_SIZE)
+    return render_template(
+        "tickets/list.html",
+        tickets=result["items"],
+        total=result["total"],
+        page=page,
+        pages=max(math.ceil(result["total"] / PAGE_SIZE), 1),
+        filters=filters,
+        statuses=STATUSES,
+        priorities=PRIORITIES,
+        shows_costs=current_user.role == "finance",
+    )
+
+
+def _definition(ticket: Ticket) -> ProcessDefinition | None:
+    if ticket.process_instance_id is None:
+        return None
+    instance = db.session.get(ProcessInstance, ticket.process_instance_id)
+    return instance.definition if instance else None
+
+
+def _files(ticket: Ticket) -> list:
+    """What people attached; service reports are offered by their own link."""
+    return [
+        a
+        for a in attachments_of(db_session=db.session, ticket_id=ticket.id)
+        if a.kind != REPORT_KIND
+    ]
+
+
+def _timeline(ticket: Ticket, definition: ProcessDefinition | None) -> dict:
+    """The timeline and what it is made of, as the signed-in person may see it."""
+    events = visible_history(db_session=db.session, user=current_user, ticket=ticket)
+    files = _files(ticket)
+    checkins = list(
+        db.session.scalars(
+            select(CheckIn).where(CheckIn.ticket_id == ticket.id).order_by(CheckIn.at)
+        )
+    )
+    satisfaction = db.session.get(Satisfaction, ticket.id)
+    entries = timeline(
+        db_session=db.session,
+        ticket=ticket,
+        definition=definition,
+        events=events,
+        notes=visible_notes(db_session=db.session, user=current_user, ticket=ticket),
+        files=files,
+        checkins=checkins,
+        satisfaction=satisfaction,
+    )
+    return {
+        "entries": entries,
+        "events": events,
+        "files": files,
+        "checkins": checkins,
+        "satisfaction": satisfaction,
+    }
+
+
+def _region_name(definition: ProcessDefinition | None, region: str) -> str:
+    named = option_label(definition, "region", region)
+    if named:
+        return named
+    return REGIONS.get(region, region) if current_language() == "zh" else region.title()
+
+
+@bp.get("/tickets/<int:ticket_id>")
+@login_required
+def ticket_page(ticket_id: int):
+    """One work order: where it stands, what happened, and what the viewer may add."""
+    user = current_user
+    ticket = get_visible_ticket(db_session=db.session, user=user, ticket_id=ticket_id)
+    definition = _definition(ticket)
+    shown = set(schema_for(user, TicketSchema, TICKET_VIEWS).fields)
+    requester_view = user.role == "requester"
+    tasks = visible_open_tasks(db_session=db.session, user=user, ticket=ticket)
+    parts = _timeline(ticket, definition)
+    groups = group_names(db.session, [g for task in tasks for g in task.candidate_groups])
+    related = []
+    device = None
+    if ticket.device_no:
+        device = db.session.scalar(select(Device).where(Device.device_no == ticket.device_no))
+        related = db.session.scalars(
+            visible_tickets_query(db_session=db.session, user=user)
+            .where(Ticket.device_no == ticket.device_no, Ticket.id != ticket.id)
+            .limit(RELATED_LIMIT)
+        ).all()
+    return render_template(
+        "tickets/detail.html",
+        islands=["diagram"],
+        ticket=ticket,
+        definition=definition,
+        process_name=pick(definition.name) if definition else ticket.process_key,
+        category=option_label(definition, "category", ticket.category) or ticket.category,
+        region=_region_name(definition, ticket.region),
+        priority_label=option_label(definition, "priority", ticket.priority) or ticket.priority,
+        device=device,
+        tasks=[
+            (
+                task,
+                may_work_on(user, task),
+                "、".join(groups.get(g, g) for g in task.candidate_groups),
+            )
+            for task in tasks
+        ],
+        holders=display_names(db.session, [task.assignee for task in tasks]),
+        now=utcnow(),
+        clock=sla_clock(
+            db_session=db.session,
+            ticket=ticket,
+            definition=definition,
+            tasks=tasks,
+            with_timers=not requester_view,
+        ),
+        markers=diagram_markers(
+            db_session=db.session,
+            ticket=ticket,
+            events=parts["events"],
+            requester_view=requester_view,
+        ),
+        related=related,
+        shows_costs="parts_cost" in shown,
+        shows_internal_note="internal_note" in shown,
+        staff=is_staff(user),
+        contributes=may_contribute(user),
+        requester_view=requester_view,
+        **parts,
+    )
+
+
+@bp.get("/tickets/<int:ticket_id>/diagram.xml")
+@login_required
+def diagram(ticket_id: int):
+    """The BPMN of the definition version the work order's process runs on."""
+    ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
+    definition = _definition(ticket)
+    if definition is None:
+        raise NotFound(
+            f"工单 {ticket.number} 没有流程图", f"work order {ticket.number} has no process diagram"
+        )
+    response = make_response(definition.bpmn_xml)
+    response.mimetype = "application/xml"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.cache_control.private = True
+    response.cache_control.no_cache = True
+    # A definition version never changes, so its content hash is a strong validator.
+    response.set_etag(definition.content_hash)
+    return response.make_conditional(request)
+
+
+def _wants_fragment() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+@bp.post("/tickets/<int:ticket_id>/notes")
+@login_required
+def post_note(ticket_id: int):
+    """Add a progress note; htmx gets the timeline back and a fresh form."""
+    ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
+    add_note(
+        db_session=db.session,
+        user=current_user,
+        ticket=ticket,
+        body=request.form.get("body", ""),
+        internal=request.form.get("internal") in {"1", "on", "true"},
+    )
+    db.session.commit()
+    if _wants_fragment():
+        return render_template(
+            "tickets/_note_added.html",
+            ticket=ticket,
+            staff=is_staff(current_user),
+            **_timeline(ticket, _definition(ticket)),
+        )
+    flash(_("The note was added."), "success")
+    return redirect(url_for(".ticket_page", ticket_id=ticket.id, _anchor="timeline"), 303)
+
+
+@bp.post("/tickets/<int:ticket_id>/attachments")
+@login_required
+def post_files(ticket_id: int):
+    """Add files, all or none; htmx gets the file list back and the timeline."""
+    ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
+    uploads = [
+        Upload(f.filename, f.stream, f.mimetype)
+        for f in request.files.getlist("files")
+        if f.filename
+    ]
+    added = add_files(db_session=db.session, user=current_user, ticket=ticket, uploads=uploads)
+    db.session.commit()
+    if _wants_fragment():
+        return render_template(
+            "tickets/_files_added.html",
+            ticket=ticket,
+            contributes=True,
+            **_timeline(ticket, _definition(ticket)),
+        )
+    flash(_("Files added: %(num)d", num=len(added)), "success")
+    return redirect(url_for(".ticket_page", ticket_id=ticket.id, _anchor="files"), 303)
+
+
+@bp.get("/tickets/<int:ticket_id>/report.pdf")
+@login_required
+def service_report(ticket_id: int):
+    """The newest service report of an archived work order (made now if it has none yet)."""
+    ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
+    report = current_report(db_session=db.session, ticket=ticket)
+    db.session.commit()
+    return file_response(report)

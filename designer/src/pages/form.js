@@ -33,11 +33,60 @@ function showErrors(root, form, problem) {
   if (form && Object.keys(fieldErrors).length) form._setState({ errors: fieldErrors });
 }
 
+// form-js writes a few words itself, in English ("Select", "Search"): the page gives their
+// translation in #form-texts, and they are replaced wherever form-js renders them.
+// Texts with a number in them ("…minimum length of 3.") are given as "…of {n}.".
+const widgetTexts = JSON.parse(document.getElementById('form-texts')?.textContent || '{}');
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const widgetPatterns = Object.entries(widgetTexts)
+  .filter(([english]) => english.includes('{n}'))
+  .map(([english, translated]) => [
+    new RegExp(`^${escapeRegExp(english).replace(escapeRegExp('{n}'), '(-?[\\d.]+)')}$`),
+    translated,
+  ]);
+
+function translateText(text) {
+  const trimmed = text.trim();
+  if (widgetTexts[trimmed] && !trimmed.includes('{n}')) return widgetTexts[trimmed];
+  for (const [pattern, translated] of widgetPatterns) {
+    const match = trimmed.match(pattern);
+    if (match) return translated.replace('{n}', match[1]);
+  }
+  return null;
+}
+
+function translateWidgets(container) {
+  const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = translateText(node.nodeValue);
+    if (text) node.nodeValue = text;
+  }
+  for (const attribute of ['placeholder', 'title', 'aria-label']) {
+    container.querySelectorAll(`[${attribute}]`).forEach((element) => {
+      const text = widgetTexts[element.getAttribute(attribute)];
+      if (text) element.setAttribute(attribute, text);
+    });
+  }
+}
+
 async function mount(root) {
-  const form = new Form({ container: root.querySelector('[data-form-container]') });
+  const container = root.querySelector('[data-form-container]');
+  const form = new Form({ container });
+  if (Object.keys(widgetTexts).length) {
+    new MutationObserver(() => translateWidgets(container)).observe(container, {
+      subtree: true,
+      childList: true,
+      characterData: true,
+    });
+  }
   await form.importSchema(readJson(root, '[data-form-schema]', {}), readJson(root, '[data-form-data]', {}));
   const button = root.querySelector('[data-form-submit]');
   root.paidanForm = form;
+  if (!button) {
+    // A read-only view (someone else's task): nothing to send.
+    root.dataset.ready = 'true';
+    return;
+  }
 
   button.addEventListener('click', async (event) => {
     event.preventDefault();
