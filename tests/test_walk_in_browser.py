@@ -150,7 +150,7 @@ def test_a_repair_from_the_phone_report_to_the_rating(live_server, browser, scre
     pdf_path = screens.folder / "service-report.pdf"
     download.value.save_as(pdf_path)
     text = "".join(page.extract_text() for page in PdfReader(pdf_path).pages)
-    assert "服务报告" in text and title in text and "fac1" in text or "现场处理" in text
+    assert ("服务报告" in text and title in text and "fac1" in text) or "现场处理" in text
 
     # 7. The requester rates the work.
     alice.goto(ticket_url)
@@ -196,7 +196,9 @@ def test_a_handler_sees_no_link_count_or_item_they_may_not_open(live_server, bro
     screens.shot(net1, "network-engineer-inbox")
     for path in ("/inbox", "/inbox?tab=group", "/tickets"):
         net1.goto(path)
-        hrefs = net1.eval_on_selector_all("a[href^='/']", "links => links.map(a => a.getAttribute('href'))")
+        hrefs = net1.eval_on_selector_all(
+            "a[href^='/']", "links => links.map(a => a.getAttribute('href'))"
+        )
         for href in set(hrefs):
             if href.startswith(("/logout", "/lang/")):
                 continue
