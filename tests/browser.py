@@ -58,10 +58,18 @@ class Screens:
         self.folder = folder
         self.count = 0
 
-    def shot(self, page: Page, name: str) -> Path:
+    def shot(self, page: Page, name: str, at=None) -> Path:
+        """Save a screenshot; ``at`` (a locator) is scrolled into view first."""
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        if at is not None:
+            at.scroll_into_view_if_needed()
+        if page.context_is_phone:
+            # A full-page shot of an emulated phone leaves Chromium's metrics stretched and
+            # later clicks land beside their target; a phone is shot screen by screen instead.
+            page.screenshot(path=str(path))
+        else:
+            page.screenshot(path=str(path), full_page=True)
         return path
 
 
@@ -93,6 +101,7 @@ def open_as(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.js_errors = errors
+    page.context_is_phone = bool(device.get("is_mobile"))
     page.goto("/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)

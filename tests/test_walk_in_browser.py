@@ -39,19 +39,25 @@ def form_ready(page: Page) -> None:
 
 def choose(page: Page, label: str, option: str) -> None:
     """Pick an option of a form-js select (a custom dropdown, not a <select>)."""
-    field = page.locator(".fjs-form-field-select").filter(has=page.get_by_text(label, exact=True))
+    field = page.locator(".fjs-form-field-select").filter(
+        has=page.locator("label", has_text=re.compile(f"^{label}"))
+    )
     field.locator(".fjs-input-group").click()
     field.locator(".fjs-dropdownlist-item", has_text=option).first.click()
 
 
 def submit(page: Page, url_pattern: str) -> None:
     page.locator("[data-form-submit]").click()
-    page.wait_for_url(re.compile(url_pattern))
+    try:
+        page.wait_for_url(re.compile(url_pattern))
+    except Exception:
+        shown = page.locator("[data-form-errors], .fjs-form-field-error").all_inner_texts()
+        raise AssertionError(f"the form was not accepted: {shown} {page.js_errors}") from None
     page.wait_for_load_state("networkidle")
 
 
-def open_task(page: Page, title: str, step: str) -> None:
-    page.goto("/inbox")
+def open_task(page: Page, title: str, step: str, tab: str = "mine") -> None:
+    page.goto(f"/inbox?tab={tab}")
     item = page.locator("li", has_text=title).filter(has_text=step).first
     expect(item).to_be_visible()
     item.locator("a[href^='/tasks/']").first.click()
@@ -76,7 +82,7 @@ def test_a_repair_from_the_phone_report_to_the_rating(live_server, browser, scre
     choose(alice, "报修类别", "设施")
     choose(alice, "优先级", "P2 高")
     alice.set_input_files("input[type=file][name=files]", files=[photo()])
-    screens.shot(alice, "requester-reports-on-phone")
+    screens.shot(alice, "requester-reports-on-phone", at=alice.locator("[data-form-submit]"))
     submit(alice, r"/tickets/\d+$")
     ticket_url = alice.url
     ticket_id = int(ticket_url.rsplit("/", 1)[1])
@@ -86,7 +92,7 @@ def test_a_repair_from_the_phone_report_to_the_rating(live_server, browser, scre
 
     # 2. The dispatcher dispatches it from the inbox to fac1, with spare parts.
     desk = open_as(browser, base, "desk")
-    open_task(desk, title, "派单")
+    open_task(desk, title, "派单", tab="group")
     desk.get_by_label("工程师").fill("fac1")
     desk.get_by_label("需要备件").check()
     desk.get_by_label("备件清单").fill("启动电容 35μF × 1")
@@ -114,18 +120,19 @@ def test_a_repair_from_the_phone_report_to_the_rating(live_server, browser, scre
     site_files = fac1.locator("input[type=file]").first
     site_files.set_input_files(files=[photo("gray")])
     fac1.locator("form", has=site_files).locator("button[type=submit]").click()
-    expect(fac1.locator("[data-files] li, .files li").first).to_be_visible()
-    screens.shot(fac1, "engineer-adds-a-photo")
+    # the requester's photo and the engineer's
+    expect(fac1.locator(f"#files-{ticket_id} .thumbs img")).to_have_count(2)
+    screens.shot(fac1, "engineer-adds-a-photo", at=fac1.locator(f"#files-{ticket_id}"))
     fac1.locator("a[href^='/tasks/']").first.click()
     form_ready(fac1)
     fac1.get_by_label("故障原因").fill("启动电容老化，风扇叶片松动")
     fac1.get_by_label("处理过程").fill("更换启动电容，紧固风扇叶片，试运行 30 分钟正常")
-    screens.shot(fac1, "engineer-completes-on-site-work")
+    screens.shot(fac1, "engineer-completes-on-site-work", at=fac1.locator("[data-form-submit]"))
     submit(fac1, r"/inbox")
 
     # 4. The spare-parts desk issues the parts.
     parts = open_as(browser, base, "parts")
-    open_task(parts, title, "备件申领")
+    open_task(parts, title, "备件申领", tab="group")
     parts.get_by_label("备件已出库").check()
     submit(parts, r"/inbox")
 
@@ -154,7 +161,8 @@ def test_a_repair_from_the_phone_report_to_the_rating(live_server, browser, scre
 
     # 7. The requester rates the work.
     alice.goto(ticket_url)
-    alice.locator("input[name=rating][value='5']").check(force=True)
+    alice.locator(f"label[for=rating-{ticket_id}-5]").click()
+    expect(alice.locator("input[name=rating][value='5']")).to_be_checked()
     alice.locator("textarea[name=comment]").fill("响应快，修得好")
     alice.locator("form", has=alice.locator("input[name=rating]")).locator(
         "button[type=submit]"
@@ -182,7 +190,7 @@ def test_a_handler_sees_no_link_count_or_item_they_may_not_open(live_server, bro
         submit(requester, r"/tickets/\d+$")
     desk = open_as(browser, base, "desk")
     for title, category in (("核心交换机端口故障", "网络"), ("会议室空调漏水", "设施")):
-        open_task(desk, title, "问题分级")
+        open_task(desk, title, "问题分级", tab="group")
         choose(desk, "问题类别", category)
         choose(desk, "处理方式", "转技术组")
         submit(desk, r"/inbox")

@@ -73,6 +73,7 @@ def form_widget_texts() -> dict[str, str]:
         "Skip to search": _("Skip to search"),
         "Remove tag": _("Remove tag"),
         "Field is required.": _("Field is required."),
+        "Check the fields marked in red.": _("Check the fields marked in red."),
         "Field must be a valid email.": _("Field must be a valid email."),
         # {n} stands for the number form-js puts in.
         "Field must have minimum length of {n}.": _("Field must have minimum length of {n}."),

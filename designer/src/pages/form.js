@@ -90,8 +90,15 @@ async function mount(root) {
 
   button.addEventListener('click', async (event) => {
     event.preventDefault();
+    // form-js debounces typing: leave the field first so its last keystrokes count.
+    document.activeElement?.blur();
+    await new Promise((resolve) => setTimeout(resolve, 50));
     const { data, errors } = form.submit();
-    if (Object.keys(errors).length) return;
+    if (Object.keys(errors).length) {
+      showErrors(root, null, { detail: widgetTexts['Check the fields marked in red.'] || 'Check the fields marked in red.' });
+      return;
+    }
+    root.querySelector('[data-form-errors]').hidden = true;
     const body = new FormData();
     body.append('data', JSON.stringify(data));
     root.querySelectorAll('[data-extra]').forEach((input) => {
