@@ -87,6 +87,14 @@ def new_database(tmp_path_factory):
         admin.dispose()
 
 
+def attachment_dir(url: str) -> Path:
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).parent / "attachments"
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="paidan-attachments-"))
+
+
 def build_app(url: str):
     """An app on ``url``, migrated, with the shipped processes and the test organisation."""
     app = create_app(
@@ -97,6 +105,8 @@ def build_app(url: str):
             # argon2id at its cheapest: hashing is not what these tests measure
             "ARGON2_TIME_COST": 1,
             "ARGON2_MEMORY_COST": 64,
+            # Files of each app's work orders go beside its database, never into instance/.
+            "ATTACHMENT_DIR": str(attachment_dir(url)),
         }
     )
     with app.app_context():

@@ -169,7 +169,7 @@ def test_finance_may_not_upload_and_an_empty_upload_is_refused(db_session, pages
         ("alice", 200),  # her own work order
         ("fac1", 200),  # the engineer with its on-site task
         ("desk", 200),  # the dispatcher who dispatched it
-        ("fin1", 200),  # finance reads every work order
+        ("fin1", 404),  # finance sees costs, not what the work was
         ("admin", 200),
         ("bob", 404),  # another requester
         ("hw1", 404),  # an engineer of another group

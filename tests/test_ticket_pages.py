@@ -101,12 +101,16 @@ def test_another_requester_and_a_handler_of_another_group_get_404(db_session, pa
     assert pages(None).get(url).status_code == 302  # to the sign-in page
 
 
-def test_finance_reads_with_costs_but_adds_nothing(db_session, pages):
+def test_finance_reads_the_costs_and_nothing_else_and_adds_nothing(db_session, pages):
     flow = repair(db_session)
     client = pages("fin1")
+    html = client.get(f"/tickets/{flow.ticket.id}").get_data(as_text=True)
     root = page(client, f"/tickets/{flow.ticket.id}")
-    assert root.xpath("//*[@data-cost]")
+    assert root.xpath("//*[@data-costs]") and flow.ticket.number in html
+    assert flow.ticket.title not in html and "alice" not in html  # what and who: not finance's
     assert not root.xpath("//*[@id='note-form']") and not root.xpath("//*[@id='upload-form']")
+    listed = client.get("/tickets").get_data(as_text=True)
+    assert flow.ticket.number in listed and flow.ticket.title not in listed
     answer = client.post(f"/tickets/{flow.ticket.id}/notes", data={"body": "财务备注"})
     assert answer.status_code == 403
     assert db_session.scalars(select(TicketNote)).all() == []

@@ -47,8 +47,15 @@ def test_the_compiled_catalogs_match_their_sources():
         mo_path = po_path.with_suffix(".mo")
         assert mo_path.exists(), f"{mo_path} is missing: run scripts/i18n.py compile"
         with po_path.open("rb") as po, mo_path.open("rb") as mo:
-            source = {m.id: m.string for m in read_po(po) if m.id}
-            compiled = {m.id: m.string for m in read_mo(mo) if m.id}
+            # Plural messages have a tuple of ids and strings in one, a list in the other.
+            source = {str(m.id): str(m.string) for m in read_po(po) if m.id}
+            compiled = {
+                str(tuple(m.id) if isinstance(m.id, list) else m.id): str(
+                    tuple(m.string) if isinstance(m.string, list) else m.string
+                )
+                for m in read_mo(mo)
+                if m.id
+            }
         assert compiled == source, f"{mo_path} is stale: run scripts/i18n.py compile"
 
 

@@ -152,8 +152,12 @@ def ticket_page(ticket_id: int):
     """One work order: where it stands, what happened, and what the viewer may add."""
     user = current_user
     ticket = get_visible_ticket(db_session=db.session, user=user, ticket_id=ticket_id)
-    definition = _definition(ticket)
     shown = set(schema_for(user, TicketSchema, TICKET_VIEWS).fields)
+    if "title" not in shown:
+        # Finance: the costs of the work order and nothing about who or what it was for,
+        # as the API answers it.
+        return render_template("tickets/costs.html", ticket=ticket)
+    definition = _definition(ticket)
     requester_view = user.role == "requester"
     tasks = visible_open_tasks(db_session=db.session, user=user, ticket=ticket)
     parts = _timeline(ticket, definition)
@@ -285,6 +289,8 @@ def post_files(ticket_id: int):
 @login_required
 def service_report(ticket_id: int):
     """The newest service report of an archived work order (made now if it has none yet)."""
+    if current_user.role == "finance":  # the report tells what the work was: not finance's
+        raise NotFound(f"工单 {ticket_id} 的服务报告不存在", f"no service report for work order {ticket_id}")
     ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
     report = current_report(db_session=db.session, ticket=ticket)
     db.session.commit()

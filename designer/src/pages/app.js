@@ -39,4 +39,38 @@ document.addEventListener('click', (event) => {
   });
 });
 
+// A file input's button is drawn by the browser in the browser's own language ("Choose
+// Files"): each one gets a button in the page's language instead, and says what was chosen.
+function dressFileInput(input) {
+  if (input.dataset.dressed) return;
+  input.dataset.dressed = 'true';
+  const texts = document.body.dataset;
+  const button = document.createElement('label');
+  button.className = 'button file-pick';
+  const caption = document.createElement('span');
+  caption.textContent = input.dataset.pick || texts.filePick;
+  const status = document.createElement('span');
+  status.className = 'muted file-status';
+  status.textContent = texts.noFile;
+  input.classList.add('visually-hidden');
+  input.replaceWith(button);
+  button.append(input, caption);
+  button.after(status);
+  input.addEventListener('change', () => {
+    const names = [...input.files].map((file) => file.name);
+    status.textContent = names.length
+      ? `${texts.filesChosen.replace('{n}', names.length)}: ${names.join(', ')}`
+      : texts.noFile;
+  });
+}
+
+const dressAll = (root) => root.querySelectorAll('input[type=file]').forEach(dressFileInput);
+dressAll(document);
+document.addEventListener('htmx:afterSwap', (event) => dressAll(event.detail.target));
+document.addEventListener('reset', (event) => {
+  event.target.querySelectorAll('.file-status').forEach((status) => {
+    status.textContent = document.body.dataset.noFile;
+  });
+});
+
 export { csrfToken };
