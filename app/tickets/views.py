@@ -290,7 +290,9 @@ def post_files(ticket_id: int):
 def service_report(ticket_id: int):
     """The newest service report of an archived work order (made now if it has none yet)."""
     if current_user.role == "finance":  # the report tells what the work was: not finance's
-        raise NotFound(f"工单 {ticket_id} 的服务报告不存在", f"no service report for work order {ticket_id}")
+        raise NotFound(
+            f"工单 {ticket_id} 的服务报告不存在", f"no service report for work order {ticket_id}"
+        )
     ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
     report = current_report(db_session=db.session, ticket=ticket)
     db.session.commit()
