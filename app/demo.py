@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from flask import Flask
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from app import engine
+from app.attachments.service import Upload, add_attachments
 from app.auth.org_service import create_department, create_group, create_skill, update_group
 from app.auth.service import create_user
 from app.engine.models import HumanTask
 from app.extensions import db
+from app.portal.service import rate_ticket
+from app.reports.service_report import refresh_report
+from app.site.service import check_in
+from app.tickets.contributions import add_note
 from app.tickets.models import Device
 from app.tickets.service import create_ticket
 
@@ -156,6 +163,18 @@ def shipped_files(app: Flask) -> list[tuple[str, bytes]]:
 
 def deploy_shipped(app: Flask, actor: str | None = None):
     return engine.deploy(db_session=db.session, files=shipped_files(app), actor=actor)
+
+
+def demo_photo(colour: str) -> io.BytesIO:
+    """A small picture standing in for a requester's photo of the fault."""
+    image = Image.new("RGB", (640, 480), "#eceff1")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((160, 90, 480, 390), fill="#37474f")
+    draw.ellipse((290, 150, 350, 210), fill=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    buffer.seek(0)
+    return buffer
 
 
 def seed_demo(app: Flask) -> str:
@@ -303,6 +322,12 @@ def seed_demo(app: Flask) -> str:
         priority="P1",
         **repair,
     )
+    add_attachments(
+        db_session=session,
+        ticket_id=t.id,
+        actor="xuming",
+        uploads=[Upload("ups-panel.jpg", demo_photo("#c62828"), "image/jpeg")],
+    )
     act(
         t,
         "task_dispatch",
@@ -322,6 +347,22 @@ def seed_demo(app: Flask) -> str:
         **repair,
     )
     act(t, "task_dispatch", "zhangwei", engineer="zhaomin", parts_needed=False)
+    # The engineer scanned the reader's QR code about 20 m away, and noted what was found.
+    check_in(
+        db_session=session,
+        user=users["zhaomin"],
+        device_no="DEV-SZ-0001",
+        ticket_id=t.id,
+        lat=22.5406,
+        lng=113.9346,
+        accuracy_m=12,
+    )
+    add_note(
+        db_session=session,
+        user=users["zhaomin"],
+        ticket=t,
+        body="到场检查：读卡器指示灯不亮，怀疑供电模块接触不良。",
+    )
     act(
         t,
         "task_onsite",
@@ -364,6 +405,14 @@ def seed_demo(app: Flask) -> str:
         acceptance_comment="已恢复，谢谢",
         csat=5,
     )
+    rate_ticket(
+        db_session=session,
+        user=users["linna"],
+        ticket_id=t.id,
+        rating=5,
+        comment="工程师当天到场，处理很专业。",
+    )
+    refresh_report(db_session=session, ticket=t)
     return (
         f"{len(DEPARTMENTS)} departments, {len(GROUPS)} groups, {len(SKILLS)} skills, "
         f"{len(USERS)} users, {len(DEVICES)} devices, 9 work orders"
