@@ -17,6 +17,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from app.errors import PaidanError
+from app.i18n import select_locale
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,11 @@ _HTTP_ZH = {
 
 
 def preferred_language() -> str:
-    """zh unless the caller's Accept-Language prefers English."""
+    """The language chosen on our pages (their cookie), else zh unless Accept-Language prefers
+    English: a page's fetch() gets its problem in the language the page is shown in."""
     if not has_request_context():
         return "zh"
-    return request.accept_languages.best_match(["zh", "en"], default="zh")
+    return select_locale()
 
 
 def wants_page() -> bool:
@@ -181,6 +183,9 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        # An unexpected error (a 500 among them) may leave the transaction aborted
+        # (PostgreSQL): the error page must not run its queries inside it.
+        _rollback()
         return http_problem(error)
 
 

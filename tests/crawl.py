@@ -14,8 +14,10 @@ from app.extensions import db
 SKIPPED_LINKS = ("/logout", "/lang/", "/static/", "/api/", "/attachments/")
 # Words a Chinese page may show as they are: product and format names, the language's own name.
 KEPT_IN_ENGLISH = {"SLA", "PDF", "QR", "API", "OpenAPI", "BPMN", "English", "MB", "KB", "CSAT"}
-CJK = re.compile(r"[\u3400-\u9fff]")
+# Han characters, and the Chinese punctuation ("、", "：", "（") that no English page uses.
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+")
+EDGE_PUNCTUATION = ".,:;!?()[]\"'“”‘’…"
 HIDDEN_TAGS = {"script", "style", "template", "noscript", "svg"}
 VISIBLE_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 
@@ -111,6 +113,8 @@ def english_words_in_chinese_page(
     bad = []
     for text in texts:
         for token in without_data(text, data).split():
+            # A word before a colon or ending a sentence ("Status:", "yet.") is still a word.
+            token = token.strip(EDGE_PUNCTUATION)
             if re.search(r"[\d_./@:#=?&]", token):
                 continue  # numbers, ids, file names, addresses, times
             for word in WORD.findall(token):

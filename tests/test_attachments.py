@@ -14,6 +14,7 @@ from app.attachments.models import Attachment
 from tests.flows import Flow
 
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 # The smallest WebM/Matroska header filetype recognises as video/webm.
 WEBM = (
     bytes.fromhex("1a45dfa3") + b"\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm" + b"\0" * 64
@@ -133,6 +134,10 @@ def test_a_file_over_the_size_limit_is_refused_with_the_limit_and_nothing_stored
     [
         ("setup.exe", b"MZ\x90\x00" + b"\0" * 64, "不允许上传 .exe 文件"),
         ("photo.jpg", png(), "扩展名 .jpg 与内容（image/png）不符"),
+        # Pages a browser would run if it were ever served inline: refused by name or content.
+        ("logo.svg", SVG, "不允许上传 .svg 文件"),
+        ("page.html", b"<html><script>alert(1)</script></html>", "不允许上传 .html 文件"),
+        ("photo.png", SVG, "内容不是允许的图片、视频、语音或 PDF"),
     ],
 )
 def test_a_forbidden_or_disguised_file_is_refused(

@@ -274,6 +274,48 @@ def test_transfer_needs_a_reason_and_lands_in_the_history(db_session, pages):
     assert flow.task("task_handle").assignee is None
 
 
+def test_the_page_refuses_a_transfer_reason_the_api_refuses(db_session, pages, as_user):
+    flow = it_task(db_session, "network", "VPN 无法连接")
+    task_id = flow.task("task_handle").id
+    admin = pages("admin")
+    for reason in ("很长" * 251, "含\x00控制字符"):
+        refused = admin.post(
+            f"/tasks/{task_id}/transfer", data={"target": "user:net1", "reason": reason}
+        )
+        assert "最多 500 个字" in html(refused, 400)
+    api = as_user("admin").post(
+        f"/api/v1/tasks/{task_id}/transfer", json={"to_user": "net1", "reason": "很长" * 251}
+    )
+    assert api.status_code == 400
+    assert flow.task("task_handle").assignee is None and flow.events("task_transferred") == []
+
+
+def test_a_requester_cannot_hand_their_acceptance_to_someone_else(db_session, pages, as_user):
+    flow = Flow(
+        db_session,
+        "alice",
+        "equipment_repair",
+        title="空调外机异响",
+        category="facilities",
+        priority="P2",
+        region="shanghai",
+        device_no="DEV-T-2",
+    )
+    flow.do("task_dispatch", "desk", engineer="fac1", parts_needed=False, parts_list="")
+    flow.do("task_onsite", "fac1", fault_cause="电容老化", work_done="更换电容")
+    task_id = flow.task("task_acceptance").id
+    page = pages("alice").post(
+        f"/tasks/{task_id}/transfer", data={"target": "user:bob", "reason": "你帮我验收"}
+    )
+    assert "不能转派" in html(page, 403)
+    api = as_user("alice").post(
+        f"/api/v1/tasks/{task_id}/transfer", json={"to_user": "bob", "reason": "你帮我验收"}
+    )
+    assert api.status_code == 403
+    assert flow.task("task_acceptance").assignee == "alice"
+    assert html(pages("bob").get(f"/tasks/{task_id}"), 404)
+
+
 def test_give_back_returns_a_claimed_task_to_the_group(db_session, pages):
     flow = it_task(db_session, "network", "VPN 无法连接")
     task_id = flow.task("task_handle").id

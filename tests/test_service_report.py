@@ -161,6 +161,18 @@ def test_a_photo_pillow_cannot_read_is_named_instead(db_session, storage):
     assert "照片无法显示" in text and "现场.jpg" in text
 
 
+def test_a_photo_with_too_many_pixels_is_named_and_the_report_is_made(
+    db_session, pages, storage, monkeypatch
+):
+    # A PNG of a few MB can claim billions of pixels; Pillow refuses it past twice this limit.
+    flow = finished_repair(db_session)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    answer = pages("alice").get(f"/tickets/{flow.ticket.id}/report.pdf")
+    assert answer.status_code == 200
+    text = pdf_text(answer.data)
+    assert "照片无法显示" in text and "现场.jpg" in text
+
+
 @pytest.mark.skipif(
     backend() != "postgresql", reason="row locks are PostgreSQL's (SQLite: one writer)"
 )
@@ -175,6 +187,8 @@ def test_two_workers_never_make_two_reports_and_never_wait(fresh_app, tmp_path):
         ticket_id = finished_repair(db.session).ticket.id
         db.session.remove()
         first, second = Session(db.engine), Session(db.engine)
+        # A worker that waited for the lock instead of skipping would fail here, not hang.
+        second.connection().exec_driver_sql("SET lock_timeout = '5s'")
         try:
             # The first worker holds the work order while it makes the report ...
             assert make_missing_report(db_session=first, ticket_id=ticket_id) is not None

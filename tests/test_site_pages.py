@@ -10,11 +10,12 @@ import pytest
 from flask import g, render_template
 from flask_login import login_user
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.attachments.models import Attachment
 from app.audit.models import AuditEntry
 from app.auth.service import find_user
+from app.extensions import db
 from app.site.models import CheckIn
 from app.site.service import distance_m
 from app.tickets.models import Device, TicketNote
@@ -81,7 +82,8 @@ def test_the_qr_label_holds_an_svg_of_the_site_url(pages):
 def test_staff_list_devices_and_others_may_not(pages):
     html = pages("fac1").get("/devices").text
     assert "/site/DEV-T-1" in html and "/devices/DEV-T-2/qr" in html
-    assert "/site/DEV-T-2" not in pages("fac1").get("/devices?q=交换机").text
+    found = pages("fac1").get("/devices?q=交换机").text
+    assert "/site/DEV-T-1" in found and "/site/DEV-T-2" not in found
     for username in ("alice", "fin1"):
         assert pages(username).get("/devices").status_code == 403
         assert pages(username).get("/devices/DEV-T-1/qr").status_code == 403
@@ -113,7 +115,9 @@ def test_the_engineer_sees_their_own_job_first_and_checks_in_on_arrival(pages, d
     auto = html.split(f'data-ticket-id="{mine.ticket.id}"')[1].split(">")[0]
     assert "data-auto" in auto
     assert "尚未签到" in html
-    assert "data-auto" not in pages("fac1").get("/site/DEV-T-2").text, "opened from a link"
+    from_a_link = pages("fac1").get("/site/DEV-T-2").text
+    assert f'data-ticket-id="{mine.ticket.id}"' in from_a_link
+    assert "data-auto" not in from_a_link, "opened from a link"
 
 
 def test_a_check_in_stores_the_position_and_the_distance_to_the_device(pages, db_session, located):
@@ -187,8 +191,9 @@ def test_requesters_and_finance_cannot_check_in_and_the_requester_sees_the_repor
     assert f'href="/tickets/{flow.ticket.id}/report.pdf"' in html
     assert "/portal/new/equipment_repair?device_no=DEV-T-2" in html
     assert "data-checkin" not in html and "data-site-actions" not in html
-    finance = pages("fin1").get("/site/DEV-T-2").text
-    assert "report.pdf" not in finance and "空调外机异响" not in finance
+    finance = pages("fin1").get("/site/DEV-T-2")
+    assert finance.status_code == 200 and flow.ticket.number in finance.text
+    assert "report.pdf" not in finance.text and "空调外机异响" not in finance.text
 
 
 def test_a_voice_note_recorded_in_the_page_is_stored_as_audio(pages, db_session, storage):
@@ -267,6 +272,52 @@ def test_a_spare_parts_request_is_a_note_for_staff_and_an_audit_entry(pages, db_
     )
 
 
+def test_the_site_page_reads_files_and_parts_of_all_work_orders_at_once(pages, db_session, storage):
+    """The queries of the site page do not grow with the work orders on the device."""
+    fac1 = pages("fac1")
+
+    def statements() -> int:
+        fac1.get("/site/DEV-T-2")  # the first request warms caches (forms, sessions)
+        seen = []
+
+        def count(*args):
+            seen.append(args)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            page = fac1.get("/site/DEV-T-2")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert page.status_code == 200
+        return len(seen)
+
+    first = repair(db_session, title="第一单")
+    one = statements()
+    flows = [first] + [repair(db_session, title=f"第{n}单") for n in range(2, 6)]
+    for flow in flows:
+        fac1.fetch("/site/DEV-T-2/checkin", json={"ticket_id": flow.ticket.id})
+        fac1.fetch(
+            f"/site/DEV-T-2/tickets/{flow.ticket.id}/parts", data={"part": "电容", "quantity": "1"}
+        )
+        fac1.fetch(
+            f"/site/DEV-T-2/tickets/{flow.ticket.id}/files",
+            data={"files": (io.BytesIO(png_bytes()), f"{flow.ticket.number}.png", "image/png")},
+        )
+    assert statements() == one
+    page = fac1.get("/site/DEV-T-2").text
+    for flow in flows:
+        box = page.split(f'data-site-ticket="{flow.ticket.id}"')[1].split("data-site-ticket=")[0]
+        assert f"{flow.ticket.number}.png" in box and "电容 × 1" in box
+
+
+def test_a_step_named_in_both_languages_shows_one_side(pages, db_session):
+    onsite = repair(db_session).task("task_onsite")
+    onsite.name = "现场处理 / On-site work"
+    db_session.commit()
+    assert "处理我的任务：现场处理<" in pages("fac1").get("/site/DEV-T-2").text
+    assert "Open my task: On-site work<" in pages("fac1", "en").get("/site/DEV-T-2").text
+
+
 def test_the_work_order_page_partial_lists_check_ins(app, pages, db_session, located):
     flow = repair(db_session)
     pages("fac1").fetch(
@@ -304,7 +355,11 @@ def test_site_pages_are_in_one_language(pages, db_session, located, storage, use
     usernames = {"alice", "bob", "fac1", "desk"}
     data = [*stored_strings(), "电容"]  # the part as the engineer typed it
     for url in urls:
-        chinese = visible_texts(pages(username).get(url).text)
+        page = pages(username).get(url)
+        assert page.status_code == 200, url
+        chinese = visible_texts(page.text)
         assert english_words_in_chinese_page(chinese, usernames) == [], url
-        english = visible_texts(pages(username, "en").get(url).text)
+        page = pages(username, "en").get(url)
+        assert page.status_code == 200, url
+        english = visible_texts(page.text)
         assert chinese_in_english_page(english, data) == [], url

@@ -59,6 +59,20 @@ def test_the_compiled_catalogs_match_their_sources():
         assert compiled == source, f"{mo_path} is stale: run scripts/i18n.py compile"
 
 
+def test_the_page_reader_finds_words_and_punctuation_of_the_other_language():
+    chinese_page = ["语言 Language:", "完成了 Nothing yet.", "现场.png 09:30 · alice"]
+    assert english_words_in_chinese_page(chinese_page, {"alice"}) == [
+        "'Language' in '语言 Language:'",
+        "'Nothing' in '完成了 Nothing yet.'",
+        "'yet' in '完成了 Nothing yet.'",
+    ]
+    english_page = ["Waiting for 网络组、硬件组", "Due：today", "Held by 张伟"]
+    assert chinese_in_english_page(english_page, ["网络组", "硬件组", "张伟"]) == [
+        "Waiting for 网络组、硬件组",
+        "Due：today",
+    ]
+
+
 @pytest.mark.parametrize(
     "username",
     [

@@ -267,3 +267,18 @@ def test_a_group_member_finds_the_order_offered_to_the_group(as_user, db_session
     assert listed_ids(as_user("net_lead"), group="network") == {ticket.id}
     assert listed_ids(as_user("hw1"), group="network") == set()
     assert listed_ids(as_user("hw_lead")) == set()
+
+
+def test_a_dispatcher_reads_the_work_order_of_a_task_its_group_member_holds(
+    as_user, db_session, pages
+):
+    """desk may move the triage task reviewer holds (a task of its group): it reads the work
+    order behind it too, on the page and through the API; a handler outside does not."""
+    flow = Flow(db_session, "bob", "it_service", title="会议室电视无信号", region="beijing")
+    task = flow.task("task_triage")
+    assert as_user("reviewer").post(f"/api/v1/tasks/{task.id}/claim").status_code == 200
+    ticket_url = f"{TICKETS}/{flow.ticket.id}"
+    assert as_user("desk").get(f"/api/v1/tasks/{task.id}").status_code == 200
+    assert as_user("desk").get(ticket_url).status_code == 200
+    assert pages("desk").get(f"/tickets/{flow.ticket.id}").status_code == 200
+    assert as_user("net1").get(ticket_url).status_code == 404

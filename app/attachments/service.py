@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.attachments.models import Attachment
 from app.audit.service import record
-from app.errors import InvalidInput, NotFound, TooLarge
+from app.errors import InvalidInput, TooLarge
 
 # Sniffed type -> the kind it is stored as, and the file extensions that may carry it.
 ALLOWED: dict[str, tuple[str, frozenset[str]]] = {
@@ -250,10 +250,3 @@ def attachments_of(*, db_session: Session, ticket_id: int) -> list[Attachment]:
             .order_by(Attachment.created_at, Attachment.id)
         )
     )
-
-
-def get_attachment(*, db_session: Session, attachment_id: int) -> Attachment:
-    attachment = db_session.get(Attachment, attachment_id)
-    if attachment is None or not blob_path(attachment.sha256).exists():
-        raise NotFound(f"附件 {attachment_id} 不存在", f"attachment {attachment_id} does not exist")
-    return attachment

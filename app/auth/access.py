@@ -4,11 +4,14 @@ that every query of tickets and tasks applies (least privilege lives in SQL, not
 | role       | work orders it sees                                   | tasks it sees                 |
 |------------|-------------------------------------------------------|-------------------------------|
 | admin      | all                                                   | all                           |
-| dispatcher | its departments' (subtree), and those it has tasks on | its own, its groups', its departments' |
+| dispatcher | its departments' (subtree), those with an open task of its groups, those it worked on | its own, its groups', its departments' |
 | handler    | those with a task for it (assigned, done, or unclaimed in its groups) | its own and its groups' unclaimed |
 | reviewer   | as handler (review tasks come to its groups)           | as handler                    |
 | requester  | its own                                               | those addressed to it         |
 | finance    | all, through the cost view only                       | none                          |
+
+Dispatchers, handlers and reviewers also see the work orders they reported themselves (the
+portal is open to them).
 
 A resource outside what the caller sees answers 404, never 403, so ids cannot be probed.
 """
@@ -146,13 +149,14 @@ def task_condition(db_session: Session, user: User):
 
 def ticket_condition(db_session: Session, user: User):
     """SQL condition on Ticket: the work orders ``user`` may see."""
-    from app.engine.models import HumanTask
+    from app.engine.models import HumanTask, HumanTaskCandidate
     from app.tickets.models import Ticket
 
     if user.role in {"admin", "finance"}:
         return true()
+    reported = Ticket.requester_id == user.id
     if user.role == "requester":
-        return Ticket.requester_id == user.id
+        return reported
     worked_on = exists().where(
         HumanTask.ticket_id == Ticket.id,
         or_(
@@ -160,10 +164,20 @@ def ticket_condition(db_session: Session, user: User):
             and_(HumanTask.status == "open", my_task_condition(user)),
         ),
     )
+    # Staff report faults through the portal too, and follow what they reported.
     if user.role == "dispatcher":
         departments = department_subtree(db_session, user.department_id)
-        return or_(worked_on, Ticket.department_id.in_(departments))
-    return worked_on
+        # The open tasks of its groups a dispatcher may move (task_condition): it sees the
+        # work orders they belong to, or it would move work it cannot read.
+        of_my_groups = exists().where(
+            HumanTask.ticket_id == Ticket.id,
+            HumanTask.status == "open",
+            HumanTaskCandidate.task_id == HumanTask.id,
+            HumanTaskCandidate.kind == "group",
+            HumanTaskCandidate.value.in_(sorted(user.group_names())),
+        )
+        return or_(reported, worked_on, of_my_groups, Ticket.department_id.in_(departments))
+    return or_(reported, worked_on)
 
 
 # What a requester's history shows: submission, the steps reached, the end, and the tasks

@@ -74,6 +74,12 @@ def form_widget_texts() -> dict[str, str]:
         "Remove tag": _("Remove tag"),
         "Field is required.": _("Field is required."),
         "Check the fields marked in red.": _("Check the fields marked in red."),
+        "The server gave no usable answer; try again.": _(
+            "The server gave no usable answer; try again."
+        ),
+        "The server could not be reached; check the connection and try again.": _(
+            "The server could not be reached; check the connection and try again."
+        ),
         "Field must be a valid email.": _("Field must be a valid email."),
         # {n} stands for the number form-js puts in.
         "Field must have minimum length of {n}.": _("Field must have minimum length of {n}."),

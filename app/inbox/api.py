@@ -74,7 +74,9 @@ class TransferArgs(Schema):
         validate=[validate.Length(min=1, max=50), one_line],
         metadata={"description": "group code; its members may claim the task"},
     )
-    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), multi_line])
+    reason = fields.String(
+        required=True, validate=[validate.Length(min=1, max=service.REASON_MAX), multi_line]
+    )
 
 
 CLAIMED_EXAMPLE = {**TASK_EXAMPLE, "assignee": "net1"}

@@ -3,6 +3,7 @@ acts on a task: claim, unclaim (give back), transfer (转派) and complete, each
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from sqlalchemy import and_, select
@@ -25,6 +26,9 @@ SCOPES = ("mine", "group", "all")
 # Roles that hand out work: they may transfer and give back any task they can see.
 DISPATCHING_ROLES = ("admin", "dispatcher")
 TARGETS = ("to_user", "to_group")
+REASON_MAX = 500
+# A reason may span lines; other control characters (NUL breaks PostgreSQL) are refused.
+_REASON_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def visible_tasks_query(
@@ -201,6 +205,13 @@ def transfer(
             "give the reason for the transfer (reason)",
             errors={"reason": ["required"]},
         )
+    if len(reason) > REASON_MAX or _REASON_CONTROL.search(reason):
+        raise InvalidInput(
+            f"转派原因（reason）最多 {REASON_MAX} 个字，且不能包含控制字符（收到 {len(reason)} 个字）",
+            f"the reason for the transfer may have at most {REASON_MAX} characters and no "
+            f"control characters ({len(reason)} were sent)",
+            errors={"reason": [f"≤ {REASON_MAX}"]},
+        )
     if bool(to_user) == bool(to_group):
         raise InvalidInput(
             "请在 to_user 与 to_group 中给出且只给出一个转派目标",
@@ -209,6 +220,14 @@ def transfer(
         )
     task = _locked_visible_task(db_session, user, task_id)
     _require_open(task, "transfer")
+    if user.role == "requester":
+        # A requester's task (acceptance) is theirs alone: handing it on would let another
+        # person accept work on a work order they did not report.
+        raise NotAllowed(
+            f"任务 {task.name}（{task.id}）需要你本人办理，不能转派；如需他人代办请联系服务台",
+            f"task {task.name} ({task.id}) is yours to do and cannot be transferred; ask the "
+            "service desk if someone else should do it",
+        )
     if task.assignee != user.username and user.role not in DISPATCHING_ROLES:
         raise NotAllowed(
             f"只有任务 {task.name}（{task.id}）的处理人、调度员或管理员可以转派；请先认领",

@@ -20,6 +20,7 @@ from app.forms.localize import localized_schema
 from app.forms.validation import fields, validate
 from app.i18n import current_language, pick
 from app.portal import service
+from app.reports.service_report import refresh_report
 from app.site.service import position
 from app.tickets.models import Device, Ticket
 from app.tickets.service import create_ticket
@@ -180,17 +181,6 @@ def suggested_rating(ticket: Ticket) -> int | None:
     return service.suggested_rating(db_session=db.session, ticket=ticket)
 
 
-def _refresh_service_report(ticket: Ticket) -> None:
-    """The service report shows the rating: make it anew when reports exist in this build."""
-    try:
-        from app.reports.service_report import refresh_report
-    except ModuleNotFoundError as exc:
-        if exc.name not in {"app.reports", "app.reports.service_report"}:
-            raise
-        return
-    refresh_report(db_session=db.session, ticket=ticket)
-
-
 @bp.post("/tickets/<int:ticket_id>/rating")
 @login_required
 def rate(ticket_id: int):
@@ -202,7 +192,8 @@ def rate(ticket_id: int):
         comment=request.form.get("comment", ""),
     )
     ticket = db.session.get(Ticket, ticket_id)
-    _refresh_service_report(ticket)
+    # The service report shows the rating: make it anew in the same transaction.
+    refresh_report(db_session=db.session, ticket=ticket)
     db.session.commit()
     if request.headers.get("HX-Request"):
         return render_template("portal/_rating_body.html", ticket=ticket, satisfaction=satisfaction)

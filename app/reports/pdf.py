@@ -124,11 +124,12 @@ def grid(header: list[LazyString], rows: list[list[object]], widths: list[float 
 
 def photo(path, name: str) -> Flowable:
     """The image at ``path`` as a JPEG scaled into the photo box, or a line saying it cannot
-    be shown (a format Pillow does not read, such as HEIC without a plugin)."""
+    be shown (a format Pillow does not read, such as HEIC without a plugin, or one whose
+    pixel count Pillow refuses as a decompression bomb: a few MB of PNG can claim gigabytes)."""
     try:
         with PILImage.open(path) as source:
             image = ImageOps.exif_transpose(source).convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, PILImage.DecompressionBombError) as error:
         log.info("photo %s not shown in the service report: %s", name, error)
         reason = both(_l("The photo cannot be shown"))
         return text(f"{reason}: {name}", SMALL)

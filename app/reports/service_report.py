@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from app import engine
 from app.attachments.models import Attachment
 from app.attachments.service import add_generated, attachments_of, blob_path
-from app.auth.models import User
 from app.engine.models import ProcessDefinition, ProcessEvent, ProcessInstance
 from app.errors import Conflict, NotFound
 from app.reports.pdf import (
@@ -41,6 +40,7 @@ from app.reports.pdf import (
     text,
 )
 from app.tickets.models import STATUSES, Device, Satisfaction, Ticket
+from app.tickets.progress import display_names
 from app.timeutil import utcnow
 
 REPORT_KIND = "service_report"
@@ -146,14 +146,6 @@ def refresh_report(*, db_session: Session, ticket: Ticket) -> Attachment:
 
 
 # ---------------------------------------------------------------- what the report says
-
-
-def _names(db_session: Session, usernames) -> dict[str, str]:
-    wanted = sorted({name for name in usernames if name})
-    rows = db_session.execute(
-        select(User.username, User.display_name).where(User.username.in_(wanted))
-    )
-    return dict(rows.all())
 
 
 def _form_label(definition: ProcessDefinition | None, key: str) -> str:
@@ -328,7 +320,7 @@ def render_report(*, db_session: Session, ticket: Ticket) -> bytes:
     definition = instance.definition if instance else None
     data = engine.instance_data(db_session=db_session, instance=instance) if instance else {}
     events = engine.history(db_session=db_session, instance_id=instance.id) if instance else []
-    names = _names(db_session, [e.actor for e in events] + [ticket.requester.username])
+    names = display_names(db_session, [e.actor for e in events] + [ticket.requester.username])
     title = both(_l("Service report"), " ")
     story = [
         Paragraph(escape(title), TITLE),

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, time
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.attachments.models import Attachment
 from app.audit.models import AuditEntry
 from app.audit.service import entries_query, record
 from app.auth.access import my_task_condition, ticket_condition
@@ -292,6 +293,28 @@ def spare_parts_requests(*, db_session: Session, ticket_id: int) -> list[AuditEn
             )
         )
     )
+
+
+def site_records(*, db_session: Session, ticket_ids: list[int]) -> dict[int, dict[str, list]]:
+    """The files and spare-parts requests of these work orders (``{ticket_id: {"attachments":
+    [...], "parts": [...]}}``), in two queries however many work orders the device has."""
+    records: dict[int, dict[str, list]] = {
+        ticket_id: {"attachments": [], "parts": []} for ticket_id in ticket_ids
+    }
+    if not ticket_ids:
+        return records
+    for attachment in db_session.scalars(
+        select(Attachment)
+        .where(Attachment.ticket_id.in_(ticket_ids))
+        .order_by(Attachment.created_at, Attachment.id)
+    ):
+        records[attachment.ticket_id]["attachments"].append(attachment)
+    parts = entries_query(action="spare_parts.request", object_type="ticket").where(
+        AuditEntry.object_id.in_([str(ticket_id) for ticket_id in ticket_ids])
+    )
+    for entry in db_session.scalars(parts):
+        records[int(entry.object_id)]["parts"].append(entry)
+    return records
 
 
 def display_names(*, db_session: Session, user_ids: set[int]) -> dict[int, str]:

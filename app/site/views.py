@@ -113,15 +113,9 @@ def site_page(device_no: str):
         auto_checkin = None
     details = {}
     if works_here:
-        details = {
-            row.ticket.id: {
-                "attachments": attachments_of(db_session=db.session, ticket_id=row.ticket.id),
-                "parts": service.spare_parts_requests(
-                    db_session=db.session, ticket_id=row.ticket.id
-                ),
-            }
-            for row in rows
-        }
+        details = service.site_records(
+            db_session=db.session, ticket_ids=[row.ticket.id for row in rows]
+        )
     return render_template(
         "site/site.html",
         islands=["site"],

@@ -75,6 +75,11 @@ def group_names(db_session: Session, codes) -> dict[str, str]:
     )
 
 
+def list_text(items) -> str:
+    """Names or values as the page language lists them: "甲、乙" in Chinese, "a, b" in English."""
+    return _(", ").join(items)
+
+
 def duration_text(delta: timedelta) -> str:
     """A span of time in the page language, to the minute."""
     minutes = max(int(abs(delta).total_seconds()) // 60, 0)
@@ -115,7 +120,7 @@ def _form_rows(schema: dict | None, data: dict | None) -> list[tuple[str, str]]:
             continue
         options = {str(o.get("value")): o.get("label") for o in component.get("values") or []}
         values = data[key] if isinstance(data[key], list) else [data[key]]
-        text = "、".join(_value_text(value, options) for value in values)
+        text = list_text(_value_text(value, options) for value in values)
         rows.append((pick(component.get("label")) or key, text))
     return rows
 
@@ -168,7 +173,7 @@ def _transfer_rows(
     if target.get("assignee"):
         rows.append((_("To"), names.get(target["assignee"], target["assignee"])))
     elif target.get("candidate_groups"):
-        rows.append((_("To"), "、".join(groups.get(g, g) for g in target["candidate_groups"])))
+        rows.append((_("To"), list_text(groups.get(g, g) for g in target["candidate_groups"])))
     if data.get("reason"):
         rows.append((_("Reason"), data["reason"]))
     return rows

@@ -28,6 +28,7 @@ from app.extensions import db
 from app.i18n import current_language, pick
 from app.reports.service_report import REPORT_KIND, current_report
 from app.site.models import CheckIn
+from app.tickets.api import FILTER_FIELDS
 from app.tickets.contributions import (
     add_files,
     add_note,
@@ -40,6 +41,7 @@ from app.tickets.progress import (
     diagram_markers,
     display_names,
     group_names,
+    list_text,
     option_label,
     sla_clock,
     timeline,
@@ -64,10 +66,26 @@ RELATED_LIMIT = 10
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _shown_fields(user) -> set[str]:
+    """The ticket fields the role is shown, as the API answers it (TICKET_VIEWS)."""
+    return set(schema_for(user, TicketSchema, TICKET_VIEWS).fields)
+
+
+def _refuse_cost_view(user, ticket_id: int, what_zh: str, what_en: str) -> None:
+    """Finance is shown the costs of a work order and nothing about what the work was: 404."""
+    if "title" not in _shown_fields(user):
+        raise NotFound(
+            f"工单 {ticket_id} 的{what_zh}不存在", f"work order {ticket_id} has no {what_en}"
+        )
+
+
 @bp.get("/tickets")
 @roles_required(*LIST_ROLES)
 def ticket_list():
     """The work orders the signed-in person may see, newest first, filtered and paged."""
+    # As in the API, a role filters only by fields it is shown (finance cannot search titles).
+    shown = _shown_fields(current_user)
+    filterable = {name for name in ("status", "priority", "q") if set(FILTER_FIELDS[name]) <= shown}
     status = request.args.get("status", "")
     priority = request.args.get("priority", "")
     text = _CONTROL.sub("", request.args.get("q", "")).strip()[:100]
@@ -76,6 +94,7 @@ def ticket_list():
         "priority": priority if priority in PRIORITIES else "",
         "q": text,
     }
+    filters = {name: value if name in filterable else "" for name, value in filters.items()}
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     query = visible_tickets_query(
         db_session=db.session, user=current_user, **{k: v or None for k, v in filters.items()}
@@ -88,9 +107,10 @@ def ticket_list():
         page=page,
         pages=max(math.ceil(result["total"] / PAGE_SIZE), 1),
         filters=filters,
+        filterable=filterable,
         statuses=STATUSES,
         priorities=PRIORITIES,
-        shows_costs=current_user.role == "finance",
+        shows_costs="title" not in shown,
     )
 
 
@@ -152,7 +172,7 @@ def ticket_page(ticket_id: int):
     """One work order: where it stands, what happened, and what the viewer may add."""
     user = current_user
     ticket = get_visible_ticket(db_session=db.session, user=user, ticket_id=ticket_id)
-    shown = set(schema_for(user, TicketSchema, TICKET_VIEWS).fields)
+    shown = _shown_fields(user)
     if "title" not in shown:
         # Finance: the costs of the work order and nothing about who or what it was for,
         # as the API answers it.
@@ -185,7 +205,7 @@ def ticket_page(ticket_id: int):
             (
                 task,
                 may_work_on(user, task),
-                "、".join(groups.get(g, g) for g in task.candidate_groups),
+                list_text(groups.get(g, g) for g in task.candidate_groups),
             )
             for task in tasks
         ],
@@ -218,6 +238,7 @@ def ticket_page(ticket_id: int):
 @login_required
 def diagram(ticket_id: int):
     """The BPMN of the definition version the work order's process runs on."""
+    _refuse_cost_view(current_user, ticket_id, "流程图", "process diagram")
     ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
     definition = _definition(ticket)
     if definition is None:
@@ -227,6 +248,8 @@ def diagram(ticket_id: int):
     response = make_response(definition.bpmn_xml)
     response.mimetype = "application/xml"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Opened directly, a browser renders XML; elements in the XHTML namespace would run there.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.cache_control.private = True
     response.cache_control.no_cache = True
     # A definition version never changes, so its content hash is a strong validator.
@@ -289,10 +312,7 @@ def post_files(ticket_id: int):
 @login_required
 def service_report(ticket_id: int):
     """The newest service report of an archived work order (made now if it has none yet)."""
-    if current_user.role == "finance":  # the report tells what the work was: not finance's
-        raise NotFound(
-            f"工单 {ticket_id} 的服务报告不存在", f"no service report for work order {ticket_id}"
-        )
+    _refuse_cost_view(current_user, ticket_id, "服务报告", "service report")
     ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
     report = current_report(db_session=db.session, ticket=ticket)
     db.session.commit()

@@ -1,5 +1,5 @@
-// Every page: htmx, the CSRF header on every htmx request, the personal menu, and local
-// times ("3 分钟前") refreshed in place.
+// Every page: htmx, the CSRF header on every htmx request, refused htmx requests shown where
+// the page asks, the personal menu, and file inputs in the page's language.
 import htmx from 'htmx.org';
 
 window.htmx = htmx;

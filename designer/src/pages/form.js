@@ -119,14 +119,16 @@ async function mount(root) {
           Accept: 'application/json',
         },
       });
-      const answer = await response.json().catch(() => ({ detail: response.statusText }));
+      const answer = await response
+        .json()
+        .catch(() => ({ detail: `${widgetTexts['The server gave no usable answer; try again.']} (${response.status})` }));
       if (response.ok && answer.redirect) {
         window.location.assign(answer.redirect);
         return;
       }
       showErrors(root, form, answer);
     } catch (error) {
-      showErrors(root, form, { detail: String(error) });
+      showErrors(root, form, { detail: `${widgetTexts['The server could not be reached; check the connection and try again.']} (${error})` });
     } finally {
       button.disabled = false;
     }
