@@ -42,6 +42,8 @@ def create_app(config: dict | None = None) -> Flask:
     from app.auth.org_api import departments_blp, groups_blp, skills_blp, users_blp
     from app.auth.views import bp as auth_pages_bp
     from app.cli import register_cli
+    from app.dispatch.api import blp as dispatch_blp
+    from app.dispatch.views import bp as dispatch_pages_bp
     from app.i18n import init_i18n
     from app.inbox.api import blp as tasks_blp
     from app.inbox.views import bp as inbox_pages_bp
@@ -69,6 +71,7 @@ def create_app(config: dict | None = None) -> Flask:
         instances_blp,
         messages_blp,
         audit_blp,
+        dispatch_blp,
     ):
         api.register_blueprint(blueprint)
     init_i18n(app)
@@ -76,7 +79,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_pages(app)
     app.register_blueprint(pages_bp)
     app.register_blueprint(auth_pages_bp)
-    for page_blueprint in (portal_bp, inbox_pages_bp, ticket_pages_bp, site_bp):
+    for page_blueprint in (portal_bp, inbox_pages_bp, ticket_pages_bp, site_bp, dispatch_pages_bp):
         app.register_blueprint(page_blueprint)
     app.register_blueprint(attachment_pages_bp)
     init_csrf(app)

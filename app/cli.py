@@ -1,4 +1,5 @@
-"""Shell commands: create-user, seed-demo, deploy-processes, serve (web + timers), worker."""
+"""Shell commands: create-user, seed-demo, deploy-processes, serve (web + timers), worker,
+dispatch-simulate."""
 
 from __future__ import annotations
 
@@ -95,3 +96,20 @@ def register_cli(app: Flask) -> None:
         click.echo("派单 worker: firing due timers")
         fire_timers(app)
         make_scheduler(app, blocking=True).start()
+
+    @app.cli.command("dispatch-simulate")
+    @click.option("--engineers", default=25, type=click.IntRange(min=3), show_default=True)
+    @click.option("--tickets", default=240, type=click.IntRange(min=1), show_default=True)
+    @click.option("--hours", default=10.0, type=click.FloatRange(min=0.5), show_default=True)
+    @click.option("--seed", default=1, type=int, show_default=True)
+    @click.option("--policy", default=None, help="round_robin|nearest|greedy|batch (default: all)")
+    def dispatch_simulate_command(engineers, tickets, hours, seed, policy):
+        """Replay a synthetic day in a city under each dispatch policy (no database needed)."""
+        from app.dispatch.simulate import POLICIES, report
+
+        if policy is not None and policy not in POLICIES:
+            raise click.BadParameter(f"choose one of {', '.join(POLICIES)}", param_hint="--policy")
+        policies = POLICIES if policy is None else (policy,)
+        click.echo(
+            report(engineers=engineers, tickets=tickets, hours=hours, seed=seed, policies=policies)
+        )

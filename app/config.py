@@ -47,6 +47,10 @@ SETTINGS: dict[str, tuple[object, object]] = {
     "HOUSEKEEPING_INTERVAL_SECONDS": (3600, int),
     # Service reports of closed work orders are made by a job, not inside the archiving step.
     "SERVICE_REPORT_INTERVAL_SECONDS": (300, int),
+    # Dispatch: a phone's position older than this falls back to today's check-in or the home
+    # base; how often the job assigns pool tasks nobody grabbed in their group's wait.
+    "POSITION_STALE_MINUTES": (30, int),
+    "DISPATCH_POOL_INTERVAL_SECONDS": (60, int),
     "SQL_ECHO": (False, _bool),
 }
 
@@ -69,7 +73,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
     config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
         str(PROJECT_ROOT / "app" / area / "translations")
-        for area in ("", "portal", "inbox", "tickets", "site", "attachments", "reports")
+        for area in ("", "portal", "inbox", "tickets", "site", "attachments", "reports", "dispatch")
     )
     config["JSON_AS_ASCII"] = False
     config.update(

@@ -12,6 +12,13 @@ from app.auth.models import (
     UserSkill,
     group_member,
 )
+from app.dispatch.models import (
+    DispatchDecision,
+    EngineerProfile,
+    GroupDispatchConfig,
+    Leave,
+    WorkShift,
+)
 from app.engine.models import (
     HumanTask,
     HumanTaskCandidate,
@@ -32,10 +39,14 @@ __all__ = [
     "CheckIn",
     "Department",
     "Device",
+    "DispatchDecision",
+    "EngineerProfile",
     "Group",
+    "GroupDispatchConfig",
     "HumanTask",
     "HumanTaskCandidate",
     "IdempotencyRecord",
+    "Leave",
     "LoginAttempt",
     "MessageSubscription",
     "ProcessDefinition",
@@ -48,5 +59,6 @@ __all__ = [
     "Timer",
     "User",
     "UserSkill",
+    "WorkShift",
     "group_member",
 ]

@@ -57,6 +57,11 @@ def nav_items() -> list[NavItem]:
     items: list[NavItem] = []
     if user.role in STAFF:
         items.append(NavItem("inbox", "/inbox", _("Inbox"), my_open_task_count(user)))
+    if user.role == "handler":
+        # The pool's page and its words belong to dispatch.
+        from app.dispatch.views import pool_label
+
+        items.append(NavItem("pool", "/pool", pool_label()))
     if user.role != "requester":
         items.append(NavItem("tickets", "/tickets", _("Work orders")))
     if user.role in ("admin", "dispatcher"):

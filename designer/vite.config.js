@@ -19,6 +19,7 @@ export default defineConfig({
         form: entry('form'),
         diagram: entry('diagram'),
         site: entry('site'),
+        position: entry('position'),
       },
     },
   },

@@ -47,7 +47,12 @@ def test_forwarded_ticket_goes_to_the_dmn_group_then_review_then_archive(db_sess
     assert timedelta(hours=3, minutes=59) < handle.due_at - handle.created_at <= timedelta(hours=4)
     assert [e.element_id for e in flow.events("element_completed") if e.element_id == "task_assign"]
     assign = next(e for e in flow.events() if e.element_id == "task_assign")
-    assert assign.data == {"assigned_group": "network", "sla_hours": 4}
+    assert assign.data == {
+        "assigned_group": "network",
+        "sla_hours": 4,
+        "required_skill": "network",
+        "required_level": 3,
+    }
 
     # a hardware engineer does not see the network task, a network engineer does
     assert as_user("hw1").get("/api/v1/tasks").json["total"] == 0

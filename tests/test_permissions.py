@@ -112,6 +112,20 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     # the audit trail
     "GET /api/v1/audit": ADMIN_ONLY,
     "GET /api/v1/audit/{entry_id}": ADMIN_ONLY,
+    # smart dispatch: bob's work order waits in the network group; net1 is its engineer
+    "GET /api/v1/tickets/{ticket_id}/dispatch-recommendations": rule(
+        FORBIDDEN, admin=OK, dispatcher=OK, reviewer=HIDDEN, requester=HIDDEN
+    ),
+    "POST /api/v1/tickets/{ticket_id}/assign": rule(
+        FORBIDDEN, admin=OK, dispatcher=OK, reviewer=HIDDEN, requester=HIDDEN
+    ),
+    "PUT /api/v1/engineers/me/position": rule(FORBIDDEN, handler=OK),
+    "GET /api/v1/dispatch/pool": rule(FORBIDDEN, handler=OK),
+    "POST /api/v1/dispatch/pool/{task_id}/grab": rule(HIDDEN, admin=FORBIDDEN, handler=OK),
+    "GET /api/v1/groups/{code}/dispatch-config": ORG_ITEM,
+    "PUT /api/v1/groups/{code}/dispatch-config": ADMIN_ONLY,
+    "GET /api/v1/engineers/{username}/profile": rule(HIDDEN, admin=OK, dispatcher=OK, handler=OK),
+    "PUT /api/v1/engineers/{username}/profile": ADMIN_ONLY,
 }
 
 
@@ -153,6 +167,8 @@ def world(app, db_session):
         "skill_id": skill.id,
         "token_id": token.id,
         "entry_id": db_session.scalar(select(AuditEntry.id).limit(1)),
+        "code": "network",
+        "username": "net1",
     }
     return {"tokens": tokens, "params": params}
 

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- assignment
 
 # Events of a person changing who holds or is offered a task; the process itself is not stepped.
-ASSIGNMENT_EVENTS = ("task_claimed", "task_unclaimed", "task_transferred")
+# task_dispatched: dispatch gave it (a dispatcher's choice, or the system's when the actor is
+# None).
+ASSIGNMENT_EVENTS = ("task_claimed", "task_unclaimed", "task_transferred", "task_dispatched")
 
 
 def lock_task(*, db_session: Session, task_id: str) -> HumanTask:

@@ -81,7 +81,8 @@ class HumanTask(db.Model):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open|completed|cancelled
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Indexed: dispatch sums each engineer's work finished today.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     completed_by: Mapped[str | None] = mapped_column(String(100))
 
     candidates: Mapped[list[HumanTaskCandidate]] = relationship(

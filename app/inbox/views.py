@@ -68,7 +68,9 @@ def _listing_context() -> dict:
 @roles_required(*INBOX_ROLES)
 def inbox():
     """Tabs mine / group (/ all), filters and one page of tasks; the list refreshes itself."""
-    return render_template("inbox/inbox.html", **_listing_context())
+    # An engineer's phone reports its position while the inbox is open (dispatch ranks by it).
+    islands = ["position"] if current_user.role == "handler" else []
+    return render_template("inbox/inbox.html", islands=islands, **_listing_context())
 
 
 @bp.get("/inbox/list")

@@ -9,6 +9,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from app import engine
+from app.dispatch.jobs import dispatch_waiting
 from app.extensions import db
 from app.jobs.housekeeping import Purged, purge
 from app.reports.jobs import service_reports
@@ -70,6 +71,15 @@ def make_scheduler(app: Flask, *, blocking: bool):
         args=[app],
         seconds=app.config["SERVICE_REPORT_INTERVAL_SECONDS"],
         id="service_reports",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        dispatch_waiting,
+        "interval",
+        args=[app],
+        seconds=app.config["DISPATCH_POOL_INTERVAL_SECONDS"],
+        id="dispatch_waiting",
         max_instances=1,
         coalesce=True,
     )

@@ -20,7 +20,8 @@ class CheckIn(db.Model):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
     device_no: Mapped[str] = mapped_column(String(60))
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Indexed: dispatch and the site page read today's check-ins.
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # The phone's position when it allowed one; none when the engineer refused geolocation.
     lat: Mapped[float | None]
     lng: Mapped[float | None]

@@ -48,7 +48,8 @@ class Ticket(db.Model):
     priority: Mapped[str] = mapped_column(String(4), default="P3")
     category: Mapped[str] = mapped_column(String(40), default="")
     region: Mapped[str] = mapped_column(String(20))
-    device_no: Mapped[str | None] = mapped_column(String(60))
+    # Indexed: the site page and dispatch (who fixed this device before) look tickets up by it.
+    device_no: Mapped[str | None] = mapped_column(String(60), index=True)
     # Names of the open tasks, so lists show where a ticket stands without a join.
     current_step: Mapped[str | None] = mapped_column(String(300))
     custom_fields: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -1,0 +1,166 @@
+"""scoring.rank over a CandidateTable, on whole arrays: one decision among thousands of
+engineers in a few milliseconds.
+
+The hard constraints and the cost are those of app.dispatch.scoring, written once more with
+numpy (tests hold the two to the same answers). The breakdowns that are shown or stored and
+the reasons of excluded engineers still come from scoring.score and scoring.exclusion, so
+their numbers and words are exactly the single-decision ones.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from app.dispatch.people import PRIORITIES, CandidateTable
+from app.dispatch.scoring import (
+    EARTH_RADIUS_KM,
+    LOAD_FACTOR,
+    PRIORITY_RANK,
+    URGENT_RANK,
+    Job,
+    Ranking,
+    StraightLineTravel,
+    TravelModel,
+    Weights,
+    exclusion,
+    rank,
+    score,
+)
+
+# How many of each list a decision keeps: enough for any real group in full; a group of
+# thousands keeps its best and a sample of the excluded, with the counts of every reason.
+KEEP_RANKED = 50
+KEEP_EXCLUDED = 100
+
+# Reason codes in the order scoring.exclusion checks them.
+_CODES = ("on_leave", "off_shift", "skill", "capacity", "urgent_job", "no_position")
+_LOAD = np.array([LOAD_FACTOR[p] for p in PRIORITIES])
+_RANKS = np.array([PRIORITY_RANK[p] for p in PRIORITIES])
+DEFAULT_WEIGHTS = Weights()
+DEFAULT_TRAVEL = StraightLineTravel()
+
+
+@dataclass
+class TableRanking:
+    """A Ranking cut to the kept rows, with what was cut: how many were eligible, and how
+    many were excluded for each reason."""
+
+    ranking: Ranking
+    eligible: int
+    excluded_counts: dict[str, int]
+
+    def as_dict(self) -> dict:
+        return {
+            **self.ranking.as_dict(),
+            "eligible": self.eligible,
+            "excluded_counts": self.excluded_counts,
+        }
+
+
+def reason_codes(table: CandidateTable, job: Job) -> np.ndarray:
+    """Per engineer, the index in _CODES of the first constraint broken, or -1 (eligible)."""
+    n = len(table)
+    codes = np.full(n, -1, dtype=np.int64)
+
+    def mark(broken: np.ndarray, code: str) -> None:
+        codes[(codes < 0) & broken] = _CODES.index(code)
+
+    mark(table.on_leave, "on_leave")
+    mark(~table.on_shift, "off_shift")
+    skill_ok = np.ones(n, dtype=bool)
+    for code, level in job.required_skills.items():
+        held = table.skills.get(code)
+        skill_ok &= (held if held is not None else np.zeros(n, dtype=np.int64)) >= level
+    mark(~skill_ok, "skill")
+    mark(table.open_jobs.sum(axis=1) >= table.capacity, "capacity")
+    busy = table.open_jobs > 0
+    most_urgent = np.where(busy, _RANKS[None, :], len(_RANKS) + 1).min(axis=1)
+    mark((most_urgent <= URGENT_RANK) & (PRIORITY_RANK[job.priority] > most_urgent), "urgent_job")
+    if job.lat is not None and job.lng is not None:
+        mark(np.isnan(table.lat), "no_position")
+    return codes
+
+
+def travel_minutes(table: CandidateTable, job: Job, travel: StraightLineTravel) -> np.ndarray:
+    """scoring.StraightLineTravel.minutes from every engineer to the job (0 without a job
+    location; NaN for engineers without a position)."""
+    if job.lat is None or job.lng is None:
+        return np.zeros(len(table))
+    phi1, phi2 = np.radians(table.lat), np.radians(job.lat)
+    dphi = phi2 - phi1
+    dlmb = np.radians(job.lng - table.lng)
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
+    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a))) * travel.road_factor
+    return km / travel.speed_kmh * 60.0
+
+
+def totals(
+    table: CandidateTable, job: Job, *, now: datetime, weights: Weights, travel: StraightLineTravel
+) -> np.ndarray:
+    """scoring.score(...).total for every engineer (meaningful where eligible)."""
+    minutes = travel_minutes(table, job, travel)
+    load_units = table.open_jobs @ _LOAD
+    late = np.zeros(len(table))
+    if job.deadline is not None:
+        slack = (job.deadline - now).total_seconds() / 60.0 - weights.sla_margin_minutes
+        late = np.maximum(0.0, minutes - slack)
+    cost = (
+        weights.travel * minutes
+        + weights.load * load_units
+        + weights.sla_risk * late
+        + weights.fairness * table.minutes_today
+    )
+    if job.device_no is not None and job.device_no == table.device_no:
+        cost = cost + np.where(table.fixed_device, weights.familiarity, 0.0)
+    return cost
+
+
+def rank_table(
+    table: CandidateTable,
+    job: Job,
+    *,
+    now: datetime,
+    weights: Weights = DEFAULT_WEIGHTS,
+    travel: TravelModel = DEFAULT_TRAVEL,
+    keep_ranked: int = KEEP_RANKED,
+    keep_excluded: int = KEEP_EXCLUDED,
+    always: str | None = None,
+) -> TableRanking:
+    """The ranking of scoring.rank, computed on arrays and cut to the rows kept. ``always``
+    names an engineer kept in the lists wherever they stand (the one a dispatcher chose)."""
+    if not isinstance(travel, StraightLineTravel):
+        # Another travel provider is asked one engineer at a time, as scoring does.
+        full = rank(table.candidates(), job, now=now, weights=weights, travel=travel)
+        counts = Counter(reason.code for _name, reason in full.excluded)
+        return TableRanking(
+            Ranking(full.ranked[:keep_ranked], full.excluded[:keep_excluded]),
+            len(full.ranked),
+            dict(sorted(counts.items())),
+        )
+    codes = reason_codes(table, job)
+    eligible = np.flatnonzero(codes < 0)
+    cost = totals(table, job, now=now, weights=weights, travel=travel)[eligible]
+    # Rows are sorted by username, so a stable sort breaks ties by username as scoring does.
+    order = eligible[np.argsort(cost, kind="stable")]
+    shown = list(order[:keep_ranked])
+    excluded = np.flatnonzero(codes >= 0)
+    listed = list(excluded[:keep_excluded])
+    chosen = table.index(always) if always is not None else None
+    if chosen is not None and codes[chosen] < 0 and chosen not in shown:
+        shown.append(chosen)
+    if chosen is not None and codes[chosen] >= 0 and chosen not in listed:
+        listed.append(chosen)
+        listed.sort()
+    ranked = [
+        score(table.candidate(i), job, now=now, weights=weights, travel=travel) for i in shown
+    ]
+    reasons = []
+    for i in listed:
+        reason = exclusion(table.candidate(i), job)
+        reasons.append((table.usernames[i], reason))
+    counts = Counter(_CODES[c] for c in codes[excluded])
+    return TableRanking(Ranking(ranked, reasons), len(eligible), dict(sorted(counts.items())))
