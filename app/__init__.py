@@ -43,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.auth.views import bp as auth_pages_bp
     from app.cli import register_cli
     from app.dispatch.api import blp as dispatch_blp
+    from app.dispatch.roster import watch as watch_roster
     from app.dispatch.views import bp as dispatch_pages_bp
     from app.i18n import init_i18n
     from app.inbox.api import blp as tasks_blp
@@ -58,6 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_builtin_helpers()
     register_auth_helpers()
+    watch_roster()
     for blueprint in (
         auth_blp,
         tokens_blp,

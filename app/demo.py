@@ -13,6 +13,7 @@ from app import engine
 from app.attachments.service import Upload, add_attachments
 from app.auth.org_service import create_department, create_group, create_skill, update_group
 from app.auth.service import create_user
+from app.dispatch.demo import seed_dispatch
 from app.engine.models import HumanTask
 from app.extensions import db
 from app.portal.service import rate_ticket
@@ -21,6 +22,7 @@ from app.site.service import check_in
 from app.tickets.contributions import add_note
 from app.tickets.models import Device
 from app.tickets.service import create_ticket
+from app.timeutil import utcnow
 
 DEMO_PASSWORD = "paidan123"
 
@@ -216,6 +218,8 @@ def seed_demo(app: Flask) -> str:
         )
     session.flush()
     deploy_shipped(app, actor="admin")
+    # Before the work orders, so that the network group's are dispatched as they arrive.
+    profiles = seed_dispatch(db_session=session, now=utcnow())
 
     def ticket(requester, title, description, key="it_service", **fields):
         return create_ticket(
@@ -415,5 +419,6 @@ def seed_demo(app: Flask) -> str:
     refresh_report(db_session=session, ticket=t)
     return (
         f"{len(DEPARTMENTS)} departments, {len(GROUPS)} groups, {len(SKILLS)} skills, "
-        f"{len(USERS)} users, {len(DEVICES)} devices, 9 work orders"
+        f"{len(USERS)} users ({profiles} engineer profiles), {len(DEVICES)} devices, "
+        "9 work orders"
     )

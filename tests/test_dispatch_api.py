@@ -93,9 +93,7 @@ def test_an_override_without_a_reason_is_refused_and_with_one_audited(db_session
     assert (audit.source, audit.after["reason"]) == ("api", "客户指定")
 
 
-def test_a_reported_position_is_what_the_profile_and_the_ranking_start_from(
-    db_session, client, as_user
-):
+def test_a_reported_position_is_live_in_the_profile_and_checked(db_session, client, as_user):
     skills(db_session)
     engineer(db_session, "n_one", "network", {"network": 3}, home=FAR)
     db_session.commit()

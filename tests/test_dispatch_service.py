@@ -266,6 +266,49 @@ def test_todays_check_in_is_the_position_when_the_phone_is_silent(db_session):
     assert service.position_of(db_session=db_session, user=fac, now=tomorrow).source == "home"
 
 
+def test_work_done_today_and_a_device_fixed_before_are_weighed(db_session):
+    skills(db_session)
+    with time_machine.travel(MONDAY_10, tick=False):
+        engineer(db_session, "n_busy", "network", {"network": 3}, home=NEAR)
+        engineer(db_session, "n_fresh", "network", {"network": 3}, home=NEAR)
+        done = work_order(db_session, "network", "P3", device_no="DEV-T-2")
+        claim(
+            db_session=db_session,
+            user=user(db_session, "n_busy"),
+            task_id=done.task("task_handle").id,
+        )
+    with time_machine.travel(MONDAY_10 + timedelta(hours=2), tick=False):
+        done.do("task_handle", "n_busy", solution="更换模块", time_spent_minutes=100)
+        flow = work_order(db_session, "network", "P3")
+        people = {
+            c.username: c
+            for c in service.candidates_for(
+                db_session=db_session,
+                ticket=flow.ticket,
+                group_code=None,
+                now=MONDAY_10 + timedelta(hours=2),
+            )
+        }
+        assert people["n_busy"].minutes_worked_today == pytest.approx(120, abs=0.1)
+        assert people["n_fresh"].minutes_worked_today == 0
+        assert [b.username for b in recommend(db_session, flow).ranked][:2] == ["n_fresh", "n_busy"]
+
+        # On the device n_busy repaired, the familiarity bonus outweighs the fairness cost.
+        again = work_order(db_session, "network", "P3", device_no="DEV-T-2")
+        people = {
+            c.username: c
+            for c in service.candidates_for(
+                db_session=db_session,
+                ticket=again.ticket,
+                group_code=None,
+                now=MONDAY_10 + timedelta(hours=2),
+            )
+        }
+        assert people["n_busy"].devices_fixed == frozenset({"DEV-T-2"})
+        best = recommend(db_session, again).ranked[0]
+        assert (best.username, best.parts["familiarity"]) == ("n_busy", -20.0)
+
+
 # ---------------------------------------------------------------- assigning by hand
 
 
@@ -403,6 +446,20 @@ def test_auto_mode_assigns_as_the_task_opens_and_stores_the_decision(db_session)
     assert event.actor is None and event.data["to"]["assignee"] == "n_near"
 
 
+def test_the_history_names_the_dispatch(db_session, pages):
+    skills(db_session)
+    configure(db_session, "network", "auto")
+    with time_machine.travel(MONDAY_10, tick=False):
+        engineer(db_session, "n_near", "network", {"network": 3}, at=NEAR)
+        flow = work_order(db_session, "network", "P3")
+        db_session.commit()
+        ticket_page = pages("desk").get(f"/tickets/{flow.ticket.id}").get_data(as_text=True)
+        assert "派单：技术组处理" in ticket_page
+        task_page = pages("n_near", "en").get(f"/tasks/{flow.task('task_handle').id}")
+    assert task_page.status_code == 200
+    assert "Dispatched automatically to" in task_page.get_data(as_text=True)
+
+
 def test_without_anyone_eligible_an_auto_task_stays_with_its_group(db_session):
     skills(db_session)
     configure(db_session, "network", "auto")
@@ -525,10 +582,12 @@ def test_the_pool_shows_qualified_engineers_its_tasks_and_one_grab_wins(db_sessi
         with pytest.raises(NotAllowed) as refused:
             service.grab(db_session=db_session, user=user(db_session, "h_novice"), task_id=task.id)
         assert "技能不符" in refused.value.zh
+        # A claim from the inbox's group queue is a grab: the same check, the same decision.
+        with pytest.raises(NotAllowed) as refused:
+            claim(db_session=db_session, user=user(db_session, "h_novice"), task_id=task.id)
+        assert "技能不符" in refused.value.zh
 
-        grabbed = service.grab(
-            db_session=db_session, user=user(db_session, "h_other"), task_id=task.id
-        )
+        grabbed = claim(db_session=db_session, user=user(db_session, "h_other"), task_id=task.id)
         db_session.commit()
         assert grabbed.assignee == "h_other"
         with pytest.raises(Conflict) as lost:

@@ -31,10 +31,11 @@ from app.dispatch.scoring import (
     score,
 )
 
-# How many of each list a decision keeps: enough for any real group in full; a group of
-# thousands keeps its best and a sample of the excluded, with the counts of every reason.
-KEEP_RANKED = 50
-KEEP_EXCLUDED = 100
+# How many of each list a decision keeps (pages show the chosen and five runner-ups): a
+# larger group keeps its best and a sample of the excluded, always with the chosen engineer
+# and the counts of every reason. Each kept row costs a Breakdown or a Reason and JSON.
+KEEP_RANKED = 20
+KEEP_EXCLUDED = 50
 
 # Reason codes in the order scoring.exclusion checks them.
 _CODES = ("on_leave", "off_shift", "skill", "capacity", "urgent_job", "no_position")

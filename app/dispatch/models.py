@@ -32,7 +32,8 @@ class EngineerProfile(db.Model):
     pos_lat: Mapped[float | None]
     pos_lng: Mapped[float | None]
     pos_accuracy_m: Mapped[float | None]
-    pos_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Indexed: dispatch's roster reads the positions reported since its last look.
+    pos_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class WorkShift(db.Model):
@@ -99,3 +100,15 @@ class DispatchDecision(db.Model):
     reason: Mapped[str | None] = mapped_column(Text)
     ranking: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RosterVersion(db.Model):
+    """One row whose token changes, in the same transaction, with anything dispatch's roster
+    snapshot holds (engineers, groups, skills, profiles, shifts, leave): app.dispatch.roster
+    reloads when it differs. A random token, not a counter: a rolled-back change leaves the
+    old token, and a snapshot read inside that transaction holds the new one, so it reloads."""
+
+    __tablename__ = "dispatch_roster"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))

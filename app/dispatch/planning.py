@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.auth.models import Group
 from app.dispatch.batch import assign_batch
+from app.dispatch.decisions import dispatch_to, rank_in
 from app.dispatch.models import DispatchDecision, GroupDispatchConfig
-from app.dispatch.people import PRIORITIES, devices_fixed, load_candidates
+from app.dispatch.people import PRIORITIES, load_candidates
 from app.dispatch.scoring import Job
-from app.dispatch.service import auto_assign, dispatch_to, rank_in
+from app.dispatch.service import auto_assign
 from app.dispatch.work import job_of, process_data, settings_for, started
 from app.engine import last_assignment, lock_task
 from app.engine.models import HumanTask, HumanTaskCandidate
@@ -78,6 +79,32 @@ def _replannable(db_session: Session, task: HumanTask) -> bool:
     return last is not None and last.event_type == "task_dispatched" and last.actor is None
 
 
+def devices_fixed(
+    db_session: Session, usernames: list[str], device_nos: list[str]
+) -> dict[str, frozenset[str]]:
+    """Which of ``device_nos`` each engineer completed work on before (for batches, whose
+    jobs concern several devices); read from the devices' tickets (indexed)."""
+    if not usernames or not device_nos:
+        return {}
+    wanted = set(usernames)
+    found: dict[str, set[str]] = {}
+    for username, device in db_session.execute(
+        select(HumanTask.completed_by, Ticket.device_no)
+        .join(Ticket, Ticket.id == HumanTask.ticket_id)
+        .where(Ticket.device_no.in_(device_nos), HumanTask.completed_by.is_not(None))
+        .distinct()
+    ):
+        if username in wanted:
+            found.setdefault(username, set()).add(device)
+    return {username: frozenset(devices) for username, devices in found.items()}
+
+
+def _waiting(db_session: Session, task: HumanTask) -> tuple[HumanTask, Ticket, Job]:
+    ticket = db_session.get(Ticket, task.ticket_id)
+    job = job_of(db_session, ticket, task, process_data(db_session, task.instance_id))
+    return task, ticket, replace(job, key=task.id)
+
+
 def assign_waiting(
     *, db_session: Session, group_code: str, now: datetime
 ) -> list[DispatchDecision]:
@@ -90,36 +117,38 @@ def assign_waiting(
     )
     if group is None:
         return []
-    tasks = db_session.scalars(
+    open_of_group = (
         select(HumanTask)
         .where(HumanTask.status == "open", HumanTask.ticket_id.is_not(None), _offered_to(group))
         .order_by(HumanTask.created_at, HumanTask.id)
         .options(selectinload(HumanTask.candidates))
-    ).all()
+    )
     waiting: list[tuple[HumanTask, Ticket, Job]] = []
-    held: list[HumanTask] = []
     weights = None
     settings_of = {}
-    for task in tasks:
+    for task in db_session.scalars(open_of_group.where(HumanTask.assignee.is_(None))):
         settings = settings_of[task.id] = settings_for(db_session, task, task.candidate_groups)
         weights = weights or settings.weights
-        if task.assignee is not None:
-            held.append(task)
-            continue
         pool_done = task.created_at <= now - timedelta(minutes=settings.pool_wait_minutes)
         if settings.mode == "auto" or (settings.mode == "pool" and pool_done):
-            ticket = db_session.get(Ticket, task.ticket_id)
-            job = job_of(db_session, ticket, task, process_data(db_session, task.instance_id))
-            waiting.append((task, ticket, replace(job, key=task.id)))
+            waiting.append(_waiting(db_session, task))
     if not waiting:
         return []
     replanned: dict[str, str] = {}
     if any(job.priority == "P1" for _t, _k, job in waiting):
+        # Held tasks whose holder the system chose: their decision names the holder.
+        held = db_session.scalars(
+            open_of_group.join(DispatchDecision, DispatchDecision.task_id == HumanTask.id)
+            .where(
+                DispatchDecision.decided_by.is_(None),
+                DispatchDecision.chosen == HumanTask.assignee,
+            )
+            .distinct()
+        ).all()
         for task in held:
             if _replannable(db_session, task):
-                ticket = db_session.get(Ticket, task.ticket_id)
-                job = job_of(db_session, ticket, task, process_data(db_session, task.instance_id))
-                waiting.append((task, ticket, replace(job, key=task.id)))
+                settings_of[task.id] = settings_for(db_session, task, task.candidate_groups)
+                waiting.append(_waiting(db_session, task))
                 replanned[task.id] = task.assignee
     jobs = [job for _t, _k, job in waiting]
     table = load_candidates(

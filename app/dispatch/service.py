@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, select
@@ -21,17 +20,15 @@ from app.audit.service import record
 from app.auth.access import my_task_condition
 from app.auth.models import User
 from app.auth.service import find_user
-from app.dispatch.fastrank import TableRanking, rank_table
+from app.dispatch.decisions import Recommendation, dispatch_to, rank_task, save_decision
 from app.dispatch.models import DispatchDecision, EngineerProfile
-from app.dispatch.people import CandidateTable, Position, load_candidates
+from app.dispatch.people import Position, load_candidates
 from app.dispatch.people import position_of as _position_of
 from app.dispatch.scoring import Candidate, Job, Ranking, exclusion
 from app.dispatch.work import (
-    Settings,
     dispatchable_task,
     groups_of,
     job_of,
-    job_summary,
     process_data,
     settings_for,
     started,
@@ -64,40 +61,6 @@ __all__ = [
     "recommendation",
     "report_position",
 ]
-
-
-@dataclass
-class Recommendation:
-    """A ranking for one work order, with what it was made for."""
-
-    ticket: Ticket
-    task: HumanTask | None
-    job: Job
-    settings: Settings
-    candidates: int
-    result: TableRanking
-    # username -> {"name", "position_source"} of the engineers kept in the ranking
-    people: dict[str, dict]
-
-    @property
-    def ranking(self) -> Ranking:
-        return self.result.ranking
-
-    def stored(self) -> dict:
-        """The ranking as a decision keeps it (JSON-safe), each row with the engineer's name
-        and, for the ranked, where their position came from."""
-        found = self.result.as_dict()
-        for row in found["ranked"]:
-            row.update(self.people.get(row["username"], {}))
-        for row in found["excluded"]:
-            row["name"] = self.people.get(row["username"], {}).get("name", row["username"])
-        return {
-            **found,
-            "candidates": self.candidates,
-            "job": job_summary(self.job),
-            "weights": asdict(self.settings.weights),
-            "mode": self.settings.mode,
-        }
 
 
 # ---------------------------------------------------------------- reading
@@ -140,59 +103,6 @@ def latest_decision(*, db_session: Session, ticket_id: int) -> DispatchDecision 
     )
 
 
-def rank_task(
-    *,
-    db_session: Session,
-    ticket: Ticket,
-    task: HumanTask | None,
-    now: datetime,
-    data: dict | None = None,
-    always: str | None = None,
-) -> Recommendation:
-    """Load the candidates of the task's groups and rank them for the work order's job."""
-    if data is None:
-        data = process_data(
-            db_session, ticket.process_instance_id or getattr(task, "instance_id", None)
-        )
-    groups = groups_of(task, data)
-    if not groups:
-        raise Conflict(
-            f"工单 {ticket.number or ticket.id} 还没有责任组，请先完成分级",
-            f"work order {ticket.number or ticket.id} has no responsible group yet; triage it first",
-        )
-    job = job_of(db_session, ticket, task, data)
-    settings = settings_for(db_session, task, groups)
-    table = load_candidates(
-        db_session=db_session,
-        now=now,
-        group_codes=groups,
-        skill_codes=list(job.required_skills),
-        device_no=job.device_no,
-    )
-    return rank_in(table, ticket, task, job, settings, now=now, always=always)
-
-
-def rank_in(
-    table: CandidateTable,
-    ticket: Ticket,
-    task: HumanTask | None,
-    job: Job,
-    settings: Settings,
-    *,
-    now: datetime,
-    always: str | None = None,
-) -> Recommendation:
-    """Rank the engineers of an already loaded table for one job."""
-    result = rank_table(table, job, now=now, weights=settings.weights, always=always)
-    kept = [b.username for b in result.ranking.ranked]
-    kept += [name for name, _reason in result.ranking.excluded]
-    people = {}
-    for username in kept:
-        i = table.index(username)
-        people[username] = {"name": table.names[i], "position_source": table.sources[i]}
-    return Recommendation(ticket, task, job, settings, len(table), result, people)
-
-
 def recommendation(*, db_session: Session, user: User, ticket_id: int) -> Recommendation:
     """The ranked engineers for a work order the caller sees (dispatchers and admins)."""
     ticket = get_visible_ticket(db_session=db_session, user=user, ticket_id=ticket_id)
@@ -207,54 +117,6 @@ def recommend(*, db_session: Session, user: User, ticket_id: int) -> Ranking:
 
 
 # ---------------------------------------------------------------- assigning
-
-
-def save_decision(
-    db_session: Session,
-    rec: Recommendation,
-    task: HumanTask,
-    *,
-    mode: str,
-    chosen: str,
-    decided_by: str | None,
-    reason: str | None = None,
-) -> DispatchDecision:
-    decision = DispatchDecision(
-        ticket_id=rec.ticket.id,
-        task_id=task.id,
-        mode=mode,
-        chosen=chosen,
-        decided_by=decided_by,
-        reason=reason,
-        ranking=rec.stored(),
-        created_at=utcnow(),
-    )
-    db_session.add(decision)
-    return decision
-
-
-def dispatch_to(
-    db_session: Session,
-    rec: Recommendation,
-    task: HumanTask,
-    username: str,
-    *,
-    mode: str,
-    decided_by: str | None,
-    reason: str | None = None,
-) -> DispatchDecision:
-    """Give the (locked) task to ``username`` as a dispatch, and store the decision."""
-    reassign_task(
-        db_session=db_session,
-        task=task,
-        event_type="task_dispatched",
-        assignee=username,
-        reason=reason,
-        actor=decided_by,
-    )
-    return save_decision(
-        db_session, rec, task, mode=mode, chosen=username, decided_by=decided_by, reason=reason
-    )
 
 
 def assign(

@@ -23,6 +23,7 @@ from app.dispatch.models import (
     WorkShift,
 )
 from app.dispatch.people import position_of
+from app.dispatch.roster import changed as roster_changed
 from app.dispatch.work import WEIGHT_NAMES, weights_from
 from app.errors import InvalidInput, NotFound
 from app.timeutil import utcnow
@@ -216,6 +217,7 @@ def set_profile(
     if "shifts" in changes:
         shifts = [_check_shift(s) for s in changes["shifts"] or []]
         db_session.execute(delete(WorkShift).where(WorkShift.user_id == user.id))
+        roster_changed(db_session)  # a bulk delete: the flush hook does not see it
         db_session.add_all(
             WorkShift(user_id=user.id, weekday=w, start_time=s, end_time=e) for w, s, e in shifts
         )
@@ -229,6 +231,7 @@ def set_profile(
                     errors={"leave": ["starts_at < ends_at"]},
                 )
         db_session.execute(delete(Leave).where(Leave.user_id == user.id))
+        roster_changed(db_session)
         db_session.add_all(
             Leave(
                 user_id=user.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from app.engine.models import (
     HumanTask,
@@ -39,18 +39,24 @@ def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
     Claims, transfers and completions of one task therefore happen one after another, and each
     sees what the one before it left (PostgreSQL; SQLite takes its write lock at BEGIN).
     """
-    instance_id = db_session.scalar(select(HumanTask.instance_id).where(HumanTask.id == task_id))
-    if instance_id is None:
-        raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
-    db_session.execute(
-        select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update()
-    )
-    return db_session.execute(
-        select(HumanTask)
+    locked = db_session.scalar(
+        select(ProcessInstance.id)
+        .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
         .where(HumanTask.id == task_id)
-        .options(selectinload(HumanTask.candidates))
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+        .with_for_update(of=ProcessInstance)
+    )
+    if locked is None:
+        raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
+    return (
+        db_session.execute(
+            select(HumanTask)
+            .where(HumanTask.id == task_id)
+            .options(joinedload(HumanTask.candidates))
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .scalar_one()
+    )
 
 
 def assignment(task: HumanTask) -> dict:

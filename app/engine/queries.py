@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.util import identity_key
 
 from app.engine.models import (
     HumanTask,
@@ -145,7 +146,11 @@ def instance_data(*, db_session: Session, instance: ProcessInstance) -> dict:
 
 
 def definition_of(db_session: Session, instance_id: int) -> ProcessDefinition:
-    """The definition version an instance runs, without loading the instance's state."""
+    """The definition version an instance runs, without loading the instance's state (and
+    without a query when the session holds the instance and its definition already)."""
+    loaded = db_session.identity_map.get(identity_key(ProcessInstance, instance_id))
+    if loaded is not None and "definition_id" in loaded.__dict__:
+        return db_session.get(ProcessDefinition, loaded.definition_id)
     return db_session.execute(
         select(ProcessDefinition)
         .join(ProcessInstance, ProcessInstance.definition_id == ProcessDefinition.id)

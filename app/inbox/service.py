@@ -13,6 +13,7 @@ from app.audit.service import record
 from app.auth.access import may_work_on, my_task_condition, task_condition
 from app.auth.models import Group, User
 from app.auth.service import find_user
+from app.dispatch.work import settings_for
 from app.engine import (
     complete_task,
     last_assignment,
@@ -108,6 +109,16 @@ def is_candidate(user: User, task: HumanTask) -> bool:
     )
 
 
+def in_pool(db_session: Session, task: HumanTask) -> bool:
+    """Whether the task waits in the dispatch pool (工单池) of its groups."""
+    groups = task.candidate_groups
+    return (
+        bool(groups)
+        and task.ticket_id is not None
+        and (settings_for(db_session, task, groups).mode == "pool")
+    )
+
+
 def claim(*, db_session: Session, user: User, task_id: str) -> HumanTask:
     """A candidate takes an unclaimed task; it leaves the inboxes of the other candidates."""
     task = _locked_visible_task(db_session, user, task_id)
@@ -129,6 +140,12 @@ def claim(*, db_session: Session, user: User, task_id: str) -> HumanTask:
             f"you are not a candidate of task {task.name} ({task.id}) and cannot claim it; "
             "transfer it to someone who is",
         )
+    if in_pool(db_session, task):
+        # 工单池: claiming is grabbing, with the engineer's hard constraints checked and the
+        # decision stored. Imported here: dispatch builds on the inbox's services.
+        from app.dispatch.service import grab
+
+        return grab(db_session=db_session, user=user, task_id=task.id)
     before, after = reassign_task(
         db_session=db_session,
         task=task,

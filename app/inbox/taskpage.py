@@ -167,8 +167,8 @@ class Handover:
 
     at: datetime
     event_type: str
-    actor: str
-    target: str | None  # whom a transfer gave it to: a person, or groups
+    actor: str | None  # None: dispatched by the system
+    target: str | None  # whom a transfer or dispatch gave it to: a person, or groups
     reason: str | None
 
 
@@ -195,7 +195,7 @@ def handovers(db_session: Session, user: User, task: HumanTask) -> list[Handover
     for event in mine:
         to = event.data["to"]
         target = None
-        if event.event_type == "task_transferred":
+        if event.event_type in ("task_transferred", "task_dispatched"):
             target = people.get(to["assignee"], to["assignee"]) or ", ".join(
                 groups.get(g, g) for g in to["candidate_groups"]
             )

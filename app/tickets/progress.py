@@ -25,6 +25,8 @@ DONE_EVENTS = ("task_completed", "element_completed", "timer_fired", "message_re
 MINOR_EVENTS = ("element_completed", "element_cancelled")
 # Events the process caused, although a person's step is recorded as their actor.
 BY_THE_PROCESS = ("task_created", "process_completed")
+# Events that give a task to someone: the history names whom, and why.
+HANDED_ON = ("task_transferred", "task_dispatched")
 
 
 @dataclass
@@ -159,6 +161,7 @@ def _event_text(event: ProcessEvent) -> str:
         "task_claimed": lambda: _("Took on %(name)s", name=name),
         "task_unclaimed": lambda: _("Gave back %(name)s", name=name),
         "task_transferred": lambda: _("Transferred %(name)s", name=name),
+        "task_dispatched": lambda: _("Dispatched %(name)s", name=name),
     }
     text = texts.get(event.event_type)
     return text() if text else f"{event.event_type}: {name}"
@@ -196,9 +199,7 @@ def timeline(
             select(User.id, User.display_name).where(User.id.in_({c.user_id for c in checkins}))
         ).all()
     )
-    transfers = [
-        (e.data or {}).get("to") or {} for e in events if e.event_type == "task_transferred"
-    ]
+    transfers = [(e.data or {}).get("to") or {} for e in events if e.event_type in HANDED_ON]
     groups = group_names(
         db_session, [g for t in transfers for g in t.get("candidate_groups") or []]
     )
@@ -223,7 +224,7 @@ def timeline(
         if event.event_type == "task_completed":
             schema = forms.get(form_of_element.get(event.element_id) or "")
             details = _form_rows(schema, event.data)
-        elif event.event_type == "task_transferred":
+        elif event.event_type in HANDED_ON:
             details = _transfer_rows(event, names, groups)
         entries.append(
             Entry(

@@ -174,7 +174,8 @@ class EventSchema(Schema):
     event_type = fields.String(
         metadata={
             "description": "process_started, task_created, task_claimed, task_unclaimed, "
-            "task_transferred, task_completed, element_completed, element_cancelled, "
+            "task_transferred, task_dispatched, task_completed, element_completed, "
+            "element_cancelled, "
             "timer_fired, message_received, process_completed"
         }
     )

@@ -1,0 +1,566 @@
+"""The roster: a snapshot of every engineer dispatch may choose from, kept in the process, so
+that a decision among thousands of engineers does not read thousands of rows.
+
+What changes rarely (who is an engineer, groups, skills, home base, capacity, shifts, leave) is
+loaded once and again whenever the token of ``dispatch_roster`` differs from the one it was
+loaded at; every change to those tables changes the token in its own transaction (see
+``changed`` and the flush hook in ``watch``). What changes all day is kept up to date by
+reading only what is new: positions reported, today's check-ins and work finished today since
+the last look (indexed on their times, re-reading the last OVERLAP in case a transaction
+committed late), and everything again every FULL_EVERY. Open jobs, which the hard constraints
+count, and who fixed the device before are read exactly at each decision.
+
+The result of a decision's look is the same CandidateTable people.load_candidates reads from
+the tables (tests compare the two after every kind of change). A snapshot belongs to one
+database bind: the engine in production, the test's connection in tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import and_, event, func, inspect, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.auth.models import Group, Skill, User, UserSkill, group_member
+from app.dispatch.models import (
+    DEFAULT_CAPACITY,
+    EngineerProfile,
+    Leave,
+    RosterVersion,
+    WorkShift,
+)
+from app.dispatch.people import (
+    LOCAL,
+    PRIORITIES,
+    USERS,
+    CandidateTable,
+    local_day_start,
+    members_of,
+    open_jobs_by_name,
+    stale_minutes,
+)
+from app.engine.models import HumanTask, ProcessEvent
+from app.site.models import CheckIn
+from app.tickets.models import Ticket
+
+OVERLAP = timedelta(seconds=5)
+MAX_GAPS = 10_000
+FULL_EVERY = timedelta(minutes=5)
+_POSITION_FIELDS = {"pos_lat", "pos_lng", "pos_accuracy_m", "pos_at"}
+_USER_FIELDS = {"username", "display_name", "role", "is_active_account", "kind", "groups", "skills"}
+_tasks = HumanTask.__table__
+_tickets = Ticket.__table__
+
+
+def changed(db_session: Session) -> None:
+    """Mark the roster changed in this transaction (for writes the flush hook cannot see:
+    bulk deletes and inserts)."""
+    db_session.execute(
+        update(RosterVersion).where(RosterVersion.id == 1).values(token=uuid.uuid4().hex)
+    )
+
+
+def _touches_roster(session: Session) -> bool:
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, User | Group | UserSkill | EngineerProfile | WorkShift | Leave):
+            return True
+    for obj in session.dirty:
+        if isinstance(obj, Group | UserSkill | WorkShift | Leave):
+            return True
+        if isinstance(obj, User | EngineerProfile):
+            watched = _USER_FIELDS if isinstance(obj, User) else None
+            state = inspect(obj)
+            for attr in state.attrs:
+                if not attr.history.has_changes():
+                    continue
+                if watched is not None and attr.key in watched:
+                    return True
+                if watched is None and attr.key not in _POSITION_FIELDS:
+                    return True
+    return False
+
+
+def _before_flush(session: Session, _context, _instances) -> None:
+    if _touches_roster(session):
+        changed(session)
+
+
+def watch() -> None:
+    """Change the roster token in every flush that changes what the roster holds, in every
+    session of the process (called by the app factory)."""
+    if not event.contains(Session, "before_flush", _before_flush):
+        event.listen(Session, "before_flush", _before_flush)
+
+
+def _seconds(value: datetime | None) -> float:
+    return np.nan if value is None else value.timestamp()
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+@dataclass
+class Watermark:
+    """Rows of a table with a growing id, each read once: the ids above the last one seen,
+    and for OVERLAP the ids skipped below it (a transaction that took them may commit late;
+    one rolled back never does)."""
+
+    last: int = 0
+    gaps: dict[int, datetime] = field(default_factory=dict)
+
+    def start(self, last: int | None) -> None:
+        self.last, self.gaps = last or 0, {}
+
+    def condition(self, column):
+        if self.gaps:
+            return or_(column > self.last, column.in_(sorted(self.gaps)))
+        return column > self.last
+
+    def saw(self, ids: list[int], now: datetime) -> None:
+        found = set(ids)
+        for found_id in found:
+            self.gaps.pop(found_id, None)
+        top = max(found, default=self.last)
+        if self.last < top <= self.last + MAX_GAPS:
+            for skipped in range(self.last + 1, top):
+                if skipped not in found:
+                    self.gaps[skipped] = now
+        self.last = max(self.last, top)
+        self.gaps = {gap: at for gap, at in self.gaps.items() if now - at < OVERLAP}
+
+
+@dataclass
+class Roster:
+    token: str
+    user_ids: np.ndarray  # of int, sorted by username like every array here
+    usernames: np.ndarray  # of str
+    names: np.ndarray  # of str
+    by_id: dict[int, int]
+    by_name: dict[str, int]
+    groups: dict[str, np.ndarray]  # group code and group name -> member mask
+    skills: dict[str, np.ndarray]  # skill code -> level per engineer
+    skill_names: dict[str, str]
+    home_lat: np.ndarray
+    home_lng: np.ndarray
+    capacity: np.ndarray
+    staffed: np.ndarray  # has any shift (without one: on shift at any time)
+    shifts: np.ndarray  # (k, 4): row, weekday, start minute, end minute
+    leave: np.ndarray  # (k, 3): row, start, end (epoch seconds)
+    # What changes all day, brought up to date by Roster.refresh.
+    pos: np.ndarray = field(init=False)  # (n, 3): lat, lng, at
+    checkin: np.ndarray = field(init=False)  # (n, 4): lat, lng, at, id of today's latest
+    worked: dict[str, tuple[int, float]] = field(init=False)  # task id -> (row, minutes)
+    worked_minutes: np.ndarray = field(init=False)
+    open_tasks: dict[str, tuple[int, int]] = field(init=False)  # task id -> (row, priority)
+    open_jobs: np.ndarray = field(init=False)  # (n, len(PRIORITIES)) open tasks by priority
+    events: Watermark = field(init=False)
+    checkins: Watermark = field(init=False)
+    day: datetime | None = None
+    seen_until: datetime | None = None
+    full_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self._reset()
+
+    def __len__(self) -> int:
+        return len(self.usernames)
+
+    def _reset(self) -> None:
+        n = len(self)
+        self.pos = np.full((n, 3), np.nan)
+        self.checkin = np.full((n, 4), np.nan)
+        self.worked = {}
+        self.worked_minutes = np.zeros(n)
+        self.open_tasks = {}
+        self.open_jobs = np.zeros((n, len(PRIORITIES)), dtype=np.int64)
+        self.events = Watermark()
+        self.checkins = Watermark()
+
+    # ------------------------------------------------------------ what changes all day
+
+    def refresh(self, db_session: Session, now: datetime, events: list | None = None) -> None:
+        """Read what changed since the last look; everything when the day turned, the clock
+        went back (tests travel in time) or FULL_EVERY passed. ``events``: the new process
+        events (id, instance id), when the caller read them already."""
+        day = local_day_start(now)
+        connection = db_session.connection()
+        if (
+            self.seen_until is None
+            or day != self.day
+            or now < self.seen_until
+            or now - self.full_at >= FULL_EVERY
+        ):
+            self._reset()
+            self.day, self.full_at = day, now
+            self._read_all(connection, now)
+        else:
+            self._positions(connection, now, self.seen_until - OVERLAP)
+            self._new_checkins(connection, now)
+            self._new_events(connection, now, events)
+        self.seen_until = now
+
+    def reload_open(self, db_session: Session) -> None:
+        """Read every open task again (a decision found a count the events did not bring)."""
+        self.open_tasks = {}
+        self.open_jobs[:] = 0
+        self._tasks(db_session.connection(), None)
+
+    def _read_all(self, connection, now: datetime) -> None:
+        # The watermarks first: what is written meanwhile is read again by the next look.
+        self.events.start(connection.scalar(select(func.max(ProcessEvent.id))))
+        self.checkins.start(connection.scalar(select(func.max(CheckIn.id))))
+        self._positions(connection, now, None)
+        checkin = CheckIn.__table__.c
+        self._take_checkins(connection, checkin.at >= self.day)
+        self._tasks(connection, None)
+
+    def _positions(self, connection, now: datetime, since: datetime | None) -> None:
+        """Live positions: all still fresh, or those reported since ``since`` (a time, as a
+        profile keeps only its latest; re-reading a few seconds costs a few rows)."""
+        profile = EngineerProfile.__table__.c
+        query = select(profile.user_id, profile.pos_lat, profile.pos_lng, profile.pos_at).where(
+            profile.pos_lat.is_not(None), profile.pos_lng.is_not(None)
+        )
+        if since is None:
+            # Only positions still fresh now can ever be used by this snapshot.
+            query = query.where(profile.pos_at >= now - timedelta(minutes=stale_minutes()))
+        else:
+            query = query.where(profile.pos_at > since)
+        for user_id, lat, lng, at in connection.execute(query):
+            i = self.by_id.get(user_id)
+            if i is not None:
+                self.pos[i] = (lat, lng, at.timestamp())
+
+    def _new_checkins(self, connection, now: datetime) -> None:
+        seen = self._take_checkins(connection, self.checkins.condition(CheckIn.__table__.c.id))
+        self.checkins.saw(seen, now)
+
+    def _take_checkins(self, connection, condition) -> list[int]:
+        checkin = CheckIn.__table__.c
+        seen = []
+        for user_id, lat, lng, at, checkin_id in connection.execute(
+            select(checkin.user_id, checkin.lat, checkin.lng, checkin.at, checkin.id).where(
+                condition, checkin.lat.is_not(None), checkin.lng.is_not(None)
+            )
+        ):
+            seen.append(checkin_id)
+            i = self.by_id.get(user_id)
+            if i is None or at < self.day:
+                continue
+            mine, stamp = self.checkin[i], at.timestamp()
+            if np.isnan(mine[2]) or (stamp, checkin_id) >= (mine[2], mine[3]):
+                self.checkin[i] = (lat, lng, stamp, checkin_id)
+        return seen
+
+    def _new_events(self, connection, now: datetime, found: list | None) -> None:
+        """Every change of a task (opened, given, taken, finished, cancelled) is a step or an
+        assignment that writes a process event on its instance: the tasks of the instances
+        with new events are read again."""
+        if found is None:
+            event = ProcessEvent.__table__.c
+            found = connection.execute(
+                select(event.id, event.instance_id).where(self.events.condition(event.id))
+            ).all()
+        self.events.saw([row[0] for row in found], now)
+        if found:
+            self._tasks(connection, {row[1] for row in found})
+
+    def _tasks(self, connection, instances: set[int] | None) -> None:
+        """Open tasks by holder and priority, and minutes of work finished today: of every
+        task (``instances`` None), or of the tasks of ``instances``."""
+        priority = func.coalesce(_tickets.c.priority, "P3")
+        query = select(
+            _tasks.c.id,
+            _tasks.c.assignee,
+            _tasks.c.status,
+            priority,
+            _tasks.c.completed_by,
+            _tasks.c.created_at,
+            _tasks.c.ended_at,
+        ).select_from(_tasks.outerjoin(_tickets, _tickets.c.id == _tasks.c.ticket_id))
+        if instances is None:
+            open_held = and_(_tasks.c.status == "open", _tasks.c.assignee.is_not(None))
+            done_today = and_(_tasks.c.ended_at >= self.day, _tasks.c.completed_by.is_not(None))
+            query = query.where(or_(open_held, done_today))
+        else:
+            query = query.where(_tasks.c.instance_id.in_(instances))
+        for task_id, who, status, level, done_by, created, ended in connection.execute(query):
+            held = self.open_tasks.pop(task_id, None)
+            if held is not None:
+                self.open_jobs[held] -= 1
+            i = self.by_name.get(who)
+            if status == "open" and i is not None and level in PRIORITIES:
+                held = (i, PRIORITIES.index(level))
+                self.open_tasks[task_id] = held
+                self.open_jobs[held] += 1
+            doer = self.by_name.get(done_by)
+            counted = task_id in self.worked
+            if doer is not None and ended is not None and ended >= self.day and not counted:
+                began = created if created > self.day else self.day
+                minutes = (ended - began).total_seconds() / 60.0
+                self.worked[task_id] = (doer, minutes)
+                self.worked_minutes[doer] += minutes
+
+    # ------------------------------------------------------------ one decision's look
+
+    def table(
+        self,
+        *,
+        now: datetime,
+        group_codes: list[str] | None,
+        skill_codes: list[str] | None,
+        device_no: str | None,
+        fixed: set[str],
+    ) -> CandidateTable:
+        n = len(self)
+        if group_codes is None:
+            rows = np.arange(n)
+        else:
+            mask = np.zeros(n, dtype=bool)
+            for code in group_codes:
+                found = self.groups.get(code)
+                if found is not None:
+                    mask |= found
+            rows = np.flatnonzero(mask)
+        lat, lng, sources = self._where(now, rows)
+        codes = list(self.skills) if skill_codes is None else list(skill_codes)
+        skills = {}
+        for code in codes:
+            levels = self.skills.get(code)
+            skills[code] = levels[rows] if levels is not None else np.zeros(len(rows), np.int64)
+        if skill_codes is None:
+            skills = {code: levels for code, levels in skills.items() if levels.any()}
+        familiar = np.zeros(n, dtype=bool)
+        familiar[[self.by_name[name] for name in fixed if name in self.by_name]] = True
+        return CandidateTable(
+            user_ids=self.user_ids[rows].tolist(),
+            usernames=self.usernames[rows].tolist(),
+            names=self.names[rows].tolist(),
+            lat=lat,
+            lng=lng,
+            sources=sources,
+            skills=skills,
+            skill_names={
+                code: self.skill_names[code] for code in skills if code in self.skill_names
+            },
+            on_shift=self._on_shift(now)[rows],
+            on_leave=self._on_leave(now)[rows],
+            open_jobs=self.open_jobs[rows],
+            capacity=self.capacity[rows],
+            minutes_today=self.worked_minutes[rows],
+            device_no=device_no,
+            fixed_device=familiar[rows],
+        )
+
+    def _where(self, now: datetime, rows: np.ndarray):
+        stamp = now.timestamp()
+        pos, checkin = self.pos[rows], self.checkin[rows]
+        live = pos[:, 2] >= stamp - stale_minutes() * 60.0
+        checked = ~live & (checkin[:, 2] <= stamp)
+        home_lat, home_lng = self.home_lat[rows], self.home_lng[rows]
+        home = ~live & ~checked & ~np.isnan(home_lat) & ~np.isnan(home_lng)
+        lat = np.full(len(rows), np.nan)
+        lng = np.full(len(rows), np.nan)
+        sources = np.full(len(rows), "none", dtype=object)
+        for mask, lat_from, lng_from, source in (
+            (live, pos[:, 0], pos[:, 1], "live"),
+            (checked, checkin[:, 0], checkin[:, 1], "checkin"),
+            (home, home_lat, home_lng, "home"),
+        ):
+            lat[mask], lng[mask], sources[mask] = lat_from[mask], lng_from[mask], source
+        return lat, lng, sources
+
+    def _on_shift(self, now: datetime) -> np.ndarray:
+        local = now.astimezone(LOCAL)
+        weekday, clock = local.weekday(), local.hour * 60 + local.minute
+        row, day, start, end = (self.shifts[:, k] for k in range(4))
+        overnight = end <= start
+        covers = (
+            ((day == weekday) & ~overnight & (start <= clock) & (end > clock))
+            | ((day == weekday) & overnight & (start <= clock))
+            | ((day == (weekday - 1) % 7) & overnight & (end > clock))
+        )
+        on = ~self.staffed
+        on[row[covers]] = True
+        return on
+
+    def _on_leave(self, now: datetime) -> np.ndarray:
+        stamp = now.timestamp()
+        away = np.zeros(len(self), dtype=bool)
+        row, start, end = self.leave[:, 0], self.leave[:, 1], self.leave[:, 2]
+        away[row[(start <= stamp) & (end > stamp)].astype(np.int64)] = True
+        return away
+
+
+def _load(db_session: Session, token: str, now: datetime) -> Roster:
+    """Every active engineer with what changes rarely."""
+    connection = db_session.connection()
+    rows = sorted(
+        connection.execute(
+            select(USERS.c.id, USERS.c.username, USERS.c.display_name).where(
+                USERS.c.id.in_(members_of(None, None))
+            )
+        ).all(),
+        key=lambda row: row[1],
+    )
+    n = len(rows)
+    user_ids = [row[0] for row in rows]
+    by_id = {user_id: i for i, user_id in enumerate(user_ids)}
+    groups: dict[str, np.ndarray] = {}
+    for user_id, code, name in connection.execute(
+        select(group_member.c.user_id, Group.code, Group.name).join(
+            Group.__table__, Group.__table__.c.id == group_member.c.group_id
+        )
+    ):
+        i = by_id.get(user_id)
+        if i is None:
+            continue
+        for key in {code, name}:
+            groups.setdefault(key, np.zeros(n, dtype=bool))[i] = True
+    skills: dict[str, np.ndarray] = {}
+    for user_id, code, level in connection.execute(
+        select(UserSkill.user_id, Skill.code, UserSkill.level).join(
+            Skill, Skill.id == UserSkill.skill_id
+        )
+    ):
+        i = by_id.get(user_id)
+        if i is not None:
+            skills.setdefault(code, np.zeros(n, dtype=np.int64))[i] = level
+    home_lat, home_lng = np.full(n, np.nan), np.full(n, np.nan)
+    capacity = np.full(n, DEFAULT_CAPACITY, dtype=np.int64)
+    profile = EngineerProfile.__table__.c
+    for user_id, lat, lng, cap in connection.execute(
+        select(profile.user_id, profile.home_lat, profile.home_lng, profile.capacity)
+    ):
+        i = by_id.get(user_id)
+        if i is not None:
+            home_lat[i] = np.nan if lat is None else lat
+            home_lng[i] = np.nan if lng is None else lng
+            capacity[i] = DEFAULT_CAPACITY if cap is None else cap
+    shift = WorkShift.__table__.c
+    shifts = [
+        (by_id[user_id], weekday, _minutes(start), _minutes(end))
+        for user_id, weekday, start, end in connection.execute(
+            select(shift.user_id, shift.weekday, shift.start_time, shift.end_time)
+        )
+        if user_id in by_id
+    ]
+    staffed = np.zeros(n, dtype=bool)
+    shift_array = np.array(shifts, dtype=np.int64).reshape(len(shifts), 4)
+    staffed[shift_array[:, 0]] = True
+    leave_table = Leave.__table__.c
+    leave = [
+        (by_id[user_id], _seconds(starts), _seconds(ends))
+        for user_id, starts, ends in connection.execute(
+            # Leave over before now is of no use to a snapshot that only looks later.
+            select(leave_table.user_id, leave_table.starts_at, leave_table.ends_at).where(
+                leave_table.ends_at > now - FULL_EVERY
+            )
+        )
+        if user_id in by_id
+    ]
+    names = dict(connection.execute(select(Skill.code, Skill.name)).all())
+    return Roster(
+        token=token,
+        user_ids=np.array(user_ids, dtype=np.int64),
+        usernames=np.array([row[1] for row in rows], dtype=object),
+        names=np.array([row[2] for row in rows], dtype=object),
+        by_id=by_id,
+        by_name={row[1]: i for i, row in enumerate(rows)},
+        groups=groups,
+        skills=skills,
+        skill_names=names,
+        home_lat=home_lat,
+        home_lng=home_lng,
+        capacity=capacity,
+        staffed=staffed,
+        shifts=shift_array,
+        leave=np.array(leave, dtype=float).reshape(len(leave), 3),
+    )
+
+
+_snapshots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def candidate_table(
+    *,
+    db_session: Session,
+    now: datetime,
+    group_codes: list[str] | None,
+    skill_codes: list[str] | None = None,
+    device_no: str | None = None,
+    reload_open: bool = False,
+) -> CandidateTable:
+    """people.load_candidates, from the roster snapshot. ``reload_open``: read every open
+    task again first (see verify)."""
+    fixed = _fixed(db_session, device_no)
+    bind = db_session.get_bind()
+    with _lock:
+        roster = _snapshots.get(bind)
+        # The token and the new process events in one statement: a round trip less.
+        token, events = _token_and_events(db_session, roster.events if roster else None)
+        went_back = roster is not None and roster.seen_until is not None and now < roster.seen_until
+        if roster is None or roster.token != token or went_back:
+            roster = _load(db_session, token, now)
+            _snapshots[bind] = roster
+            events = None
+        roster.refresh(db_session, now, events)
+        if reload_open:
+            roster.reload_open(db_session)
+        return roster.table(
+            now=now,
+            group_codes=group_codes,
+            skill_codes=skill_codes,
+            device_no=device_no,
+            fixed=fixed,
+        )
+
+
+def _token_and_events(db_session: Session, events: Watermark | None) -> tuple[str, list]:
+    """The roster token, and the process events above ``events`` (none without one)."""
+    if events is None:
+        return db_session.scalar(select(RosterVersion.token).where(RosterVersion.id == 1)), []
+    event = ProcessEvent.__table__
+    rows = db_session.execute(
+        select(RosterVersion.token, event.c.id, event.c.instance_id)
+        .select_from(RosterVersion)
+        .outerjoin(event, events.condition(event.c.id))
+        .where(RosterVersion.id == 1)
+    ).all()
+    return rows[0][0], [(row[1], row[2]) for row in rows if row[1] is not None]
+
+
+def verify(db_session: Session, table: CandidateTable, usernames: list[str]) -> bool:
+    """Whether the open jobs of ``usernames`` (those a decision shows or chooses) in ``table``
+    are what the tasks say now. The hard constraints of whoever is chosen are thus checked on
+    exact counts, whatever the snapshot missed."""
+    exact = open_jobs_by_name(db_session.connection(), usernames=usernames)
+    for username in usernames:
+        i = table.index(username)
+        if i is not None and tuple(table.open_jobs[i]) != tuple(exact.get(username, (0,) * 4)):
+            return False
+    return True
+
+
+def _fixed(db_session: Session, device_no: str | None) -> set[str]:
+    if not device_no:
+        return set()
+    ticket = Ticket.__table__.c
+    return set(
+        db_session.scalars(
+            select(_tasks.c.completed_by)
+            .select_from(Ticket.__table__)
+            .join(_tasks, _tasks.c.ticket_id == ticket.id)
+            .where(ticket.device_no == device_no, _tasks.c.completed_by.is_not(None))
+            .distinct()
+        )
+    )
