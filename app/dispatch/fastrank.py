@@ -35,7 +35,7 @@ from app.dispatch.scoring import (
 # larger group keeps its best and a sample of the excluded, always with the chosen engineer
 # and the counts of every reason. Each kept row costs a Breakdown or a Reason and JSON.
 KEEP_RANKED = 20
-KEEP_EXCLUDED = 50
+KEEP_EXCLUDED = 20
 
 # Reason codes in the order scoring.exclusion checks them.
 _CODES = ("on_leave", "off_shift", "skill", "capacity", "urgent_job", "no_position")
@@ -163,5 +163,6 @@ def rank_table(
     for i in listed:
         reason = exclusion(table.candidate(i), job)
         reasons.append((table.usernames[i], reason))
-    counts = Counter(_CODES[c] for c in codes[excluded])
+    found = np.bincount(codes[excluded], minlength=len(_CODES))
+    counts = {code: int(n) for code, n in zip(_CODES, found, strict=True) if n}
     return TableRanking(Ranking(ranked, reasons), len(eligible), dict(sorted(counts.items())))

@@ -284,12 +284,10 @@ def _on_leave(connection, now: datetime, by_id: dict, n: int) -> np.ndarray:
     return away
 
 
-def open_jobs_by_name(connection, usernames: list[str] | None = None) -> dict[str, tuple]:
-    """Open tasks held by each engineer (by username; only ``usernames`` if given), by their
-    work order's priority in the order of PRIORITIES (none: as P3)."""
+def _open_jobs_query():
     ticket = Ticket.__table__.c
     priority = func.coalesce(ticket.priority, "P3")
-    query = (
+    return (
         select(
             _tasks.c.assignee,
             *(func.sum(case((priority == p, 1), else_=0)) for p in PRIORITIES),
@@ -298,9 +296,20 @@ def open_jobs_by_name(connection, usernames: list[str] | None = None) -> dict[st
         .where(_tasks.c.status == "open", _tasks.c.assignee.is_not(None))
         .group_by(_tasks.c.assignee)
     )
-    if usernames is not None:
-        query = query.where(_tasks.c.assignee.in_(usernames))
-    found = connection.execute(query).all()
+
+
+# Built once: a decision runs them every time, and building costs more than running.
+_OPEN_JOBS = _open_jobs_query()
+_OPEN_JOBS_OF = _OPEN_JOBS.where(_tasks.c.assignee.in_(bindparam("names", expanding=True)))
+
+
+def open_jobs_by_name(connection, usernames: list[str] | None = None) -> dict[str, tuple]:
+    """Open tasks held by each engineer (by username; only ``usernames`` if given), by their
+    work order's priority in the order of PRIORITIES (none: as P3)."""
+    if usernames is None:
+        found = connection.execute(_OPEN_JOBS).all()
+    else:
+        found = connection.execute(_OPEN_JOBS_OF, {"names": list(usernames)}).all()
     return {row[0]: tuple(row[1:]) for row in found}
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import and_, event, func, inspect, or_, select, update
+from sqlalchemy import and_, bindparam, event, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import Group, Skill, User, UserSkill, group_member
@@ -48,9 +48,13 @@ from app.dispatch.people import (
 from app.engine.models import HumanTask, ProcessEvent
 from app.site.models import CheckIn
 from app.tickets.models import Ticket
+from app.timeutil import UTCDateTime
 
 OVERLAP = timedelta(seconds=5)
 MAX_GAPS = 10_000
+# Positions and check-ins say where engineers are, already minutes old by nature: decisions
+# within a second of each other share one look at them.
+PLACES_EVERY = timedelta(seconds=1)
 FULL_EVERY = timedelta(minutes=5)
 _POSITION_FIELDS = {"pos_lat", "pos_lng", "pos_accuracy_m", "pos_at"}
 _USER_FIELDS = {"username", "display_name", "role", "is_active_account", "kind", "groups", "skills"}
@@ -87,8 +91,23 @@ def _touches_roster(session: Session) -> bool:
 
 
 def _before_flush(session: Session, _context, _instances) -> None:
+    if _touches_places(session):
+        # Written here: this process's next look reads them, whatever PLACES_EVERY says.
+        snapshot = _snapshots.get(session.get_bind())
+        if snapshot is not None:
+            snapshot.places_stale = True
     if _touches_roster(session):
         changed(session)
+
+
+def _touches_places(session: Session) -> bool:
+    if any(isinstance(obj, CheckIn) for obj in session.new):
+        return True
+    return any(
+        isinstance(obj, EngineerProfile)
+        and any(inspect(obj).attrs[name].history.has_changes() for name in _POSITION_FIELDS)
+        for obj in session.dirty
+    )
 
 
 def watch() -> None:
@@ -120,9 +139,13 @@ class Watermark:
         self.last, self.gaps = last or 0, {}
 
     def condition(self, column):
+        """Rows of ``column`` to read: those of ``params``, with or without the gaps."""
         if self.gaps:
-            return or_(column > self.last, column.in_(sorted(self.gaps)))
-        return column > self.last
+            return or_(column > bindparam("last"), column.in_(bindparam("gaps", expanding=True)))
+        return column > bindparam("last")
+
+    def params(self) -> dict:
+        return {"last": self.last, "gaps": sorted(self.gaps)} if self.gaps else {"last": self.last}
 
     def saw(self, ids: list[int], now: datetime) -> None:
         found = set(ids)
@@ -165,6 +188,8 @@ class Roster:
     checkins: Watermark = field(init=False)
     day: datetime | None = None
     seen_until: datetime | None = None
+    places_at: datetime | None = None  # positions and check-ins read up to
+    places_stale: bool = False  # this process wrote one since
     full_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -201,9 +226,12 @@ class Roster:
             self._reset()
             self.day, self.full_at = day, now
             self._read_all(connection, now)
+            self.places_at = now
         else:
-            self._positions(connection, now, self.seen_until - OVERLAP)
-            self._new_checkins(connection, now)
+            if self.places_stale or not timedelta(0) <= now - self.places_at < PLACES_EVERY:
+                self._positions(connection, now, self.places_at - OVERLAP)
+                self._new_checkins(connection, now)
+                self.places_at, self.places_stale = now, False
             self._new_events(connection, now, events)
         self.seen_until = now
 
@@ -240,16 +268,18 @@ class Roster:
                 self.pos[i] = (lat, lng, at.timestamp())
 
     def _new_checkins(self, connection, now: datetime) -> None:
-        seen = self._take_checkins(connection, self.checkins.condition(CheckIn.__table__.c.id))
+        condition = self.checkins.condition(CheckIn.__table__.c.id)
+        seen = self._take_checkins(connection, condition, self.checkins.params())
         self.checkins.saw(seen, now)
 
-    def _take_checkins(self, connection, condition) -> list[int]:
+    def _take_checkins(self, connection, condition, params: dict | None = None) -> list[int]:
         checkin = CheckIn.__table__.c
         seen = []
         for user_id, lat, lng, at, checkin_id in connection.execute(
             select(checkin.user_id, checkin.lat, checkin.lng, checkin.at, checkin.id).where(
                 condition, checkin.lat.is_not(None), checkin.lng.is_not(None)
-            )
+            ),
+            params or {},
         ):
             seen.append(checkin_id)
             i = self.by_id.get(user_id)
@@ -267,7 +297,8 @@ class Roster:
         if found is None:
             event = ProcessEvent.__table__.c
             found = connection.execute(
-                select(event.id, event.instance_id).where(self.events.condition(event.id))
+                select(event.id, event.instance_id).where(self.events.condition(event.id)),
+                self.events.params(),
             ).all()
         self.events.saw([row[0] for row in found], now)
         if found:
@@ -276,23 +307,11 @@ class Roster:
     def _tasks(self, connection, instances: set[int] | None) -> None:
         """Open tasks by holder and priority, and minutes of work finished today: of every
         task (``instances`` None), or of the tasks of ``instances``."""
-        priority = func.coalesce(_tickets.c.priority, "P3")
-        query = select(
-            _tasks.c.id,
-            _tasks.c.assignee,
-            _tasks.c.status,
-            priority,
-            _tasks.c.completed_by,
-            _tasks.c.created_at,
-            _tasks.c.ended_at,
-        ).select_from(_tasks.outerjoin(_tickets, _tickets.c.id == _tasks.c.ticket_id))
         if instances is None:
-            open_held = and_(_tasks.c.status == "open", _tasks.c.assignee.is_not(None))
-            done_today = and_(_tasks.c.ended_at >= self.day, _tasks.c.completed_by.is_not(None))
-            query = query.where(or_(open_held, done_today))
+            found = connection.execute(_ALL_TASKS, {"day": self.day})
         else:
-            query = query.where(_tasks.c.instance_id.in_(instances))
-        for task_id, who, status, level, done_by, created, ended in connection.execute(query):
+            found = connection.execute(_TASKS_OF, {"instances": sorted(instances)})
+        for task_id, who, status, level, done_by, created, ended in found:
             held = self.open_tasks.pop(task_id, None)
             if held is not None:
                 self.open_jobs[held] -= 1
@@ -528,15 +547,52 @@ def candidate_table(
 def _token_and_events(db_session: Session, events: Watermark | None) -> tuple[str, list]:
     """The roster token, and the process events above ``events`` (none without one)."""
     if events is None:
-        return db_session.scalar(select(RosterVersion.token).where(RosterVersion.id == 1)), []
+        return db_session.scalar(_TOKEN), []
+    query = _TOKEN_AND_EVENTS_GAPS if events.gaps else _TOKEN_AND_EVENTS
+    rows = db_session.execute(query, events.params()).all()
+    return rows[0][0], [(row[1], row[2]) for row in rows if row[1] is not None]
+
+
+def _token_and_events_query(with_gaps: bool):
     event = ProcessEvent.__table__
-    rows = db_session.execute(
+    newer = event.c.id > bindparam("last")
+    if with_gaps:
+        newer = or_(newer, event.c.id.in_(bindparam("gaps", expanding=True)))
+    return (
         select(RosterVersion.token, event.c.id, event.c.instance_id)
         .select_from(RosterVersion)
-        .outerjoin(event, events.condition(event.c.id))
+        .outerjoin(event, newer)
         .where(RosterVersion.id == 1)
-    ).all()
-    return rows[0][0], [(row[1], row[2]) for row in rows if row[1] is not None]
+    )
+
+
+def _tasks_query():
+    priority = func.coalesce(_tickets.c.priority, "P3")
+    return select(
+        _tasks.c.id,
+        _tasks.c.assignee,
+        _tasks.c.status,
+        priority,
+        _tasks.c.completed_by,
+        _tasks.c.created_at,
+        _tasks.c.ended_at,
+    ).select_from(_tasks.outerjoin(_tickets, _tickets.c.id == _tasks.c.ticket_id))
+
+
+# Statements of every decision, built once (building costs more than running them).
+_TOKEN = select(RosterVersion.token).where(RosterVersion.id == 1)
+_TOKEN_AND_EVENTS = _token_and_events_query(with_gaps=False)
+_TOKEN_AND_EVENTS_GAPS = _token_and_events_query(with_gaps=True)
+_TASKS_OF = _tasks_query().where(_tasks.c.instance_id.in_(bindparam("instances", expanding=True)))
+_ALL_TASKS = _tasks_query().where(
+    or_(
+        and_(_tasks.c.status == "open", _tasks.c.assignee.is_not(None)),
+        and_(
+            _tasks.c.ended_at >= bindparam("day", type_=UTCDateTime),
+            _tasks.c.completed_by.is_not(None),
+        ),
+    )
+)
 
 
 def verify(db_session: Session, table: CandidateTable, usernames: list[str]) -> bool:
