@@ -342,23 +342,26 @@ def _minutes_today(db_session: Session, connection, now, by_name: dict, n: int) 
     return worked
 
 
-def _fixed(connection, device_no: str | None, by_name: dict, n: int) -> np.ndarray:
-    fixed = np.zeros(n, dtype=bool)
+def fixed_by(connection, device_no: str | None) -> set[str]:
+    """Usernames of those who completed work on the device before."""
     if not device_no:
-        return fixed
+        return set()
     ticket = Ticket.__table__.c
     # From the device's tickets (indexed), not from every completed task.
-    rows, _ = _rows_of(
-        connection.execute(
+    return set(
+        connection.scalars(
             select(_tasks.c.completed_by)
             .select_from(Ticket.__table__)
             .join(_tasks, _tasks.c.ticket_id == ticket.id)
             .where(ticket.device_no == device_no, _tasks.c.completed_by.is_not(None))
             .distinct()
-        ).all(),
-        by_name,
+        )
     )
-    fixed[rows] = True
+
+
+def _fixed(connection, device_no: str | None, by_name: dict, n: int) -> np.ndarray:
+    fixed = np.zeros(n, dtype=bool)
+    fixed[[by_name[name] for name in fixed_by(connection, device_no) if name in by_name]] = True
     return fixed
 
 

@@ -2,17 +2,18 @@
 that a decision among thousands of engineers does not read thousands of rows.
 
 What changes rarely (who is an engineer, groups, skills, home base, capacity, shifts, leave) is
-loaded once and again whenever the token of ``dispatch_roster`` differs from the one it was
-loaded at; every change to those tables changes the token in its own transaction (see
-``changed`` and the flush hook in ``watch``). What changes all day is kept up to date by
-reading only what is new: positions reported, today's check-ins and work finished today since
-the last look (indexed on their times, re-reading the last OVERLAP in case a transaction
-committed late), and everything again every FULL_EVERY. Open jobs, which the hard constraints
-count, and who fixed the device before are read exactly at each decision.
+loaded again whenever the token of ``dispatch_roster`` differs from the one it was loaded at:
+every flush that changes those tables writes a new token in its own transaction (``watch``;
+bulk writes call ``changed``). What changes all day is brought up to date by reading only what
+is new: the tasks of the instances with new process events (open jobs, minutes worked today),
+new check-ins (both by id, asking again for ids skipped in the last OVERLAP), live positions
+reported since the last look (by time, with OVERLAP), and everything again every FULL_EVERY.
+The open jobs of the engineer a decision chooses are counted exactly (``verify``).
 
-The result of a decision's look is the same CandidateTable people.load_candidates reads from
-the tables (tests compare the two after every kind of change). A snapshot belongs to one
-database bind: the engine in production, the test's connection in tests.
+A look gives the same CandidateTable people.load_candidates reads from the tables (tests compare
+the two after every kind of change). A snapshot belongs to one database bind: the engine in
+production, the test's connection in tests. docs/architecture.md, "Dispatch", says what may be
+stale and for how long.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from app.dispatch.people import (
     PRIORITIES,
     USERS,
     CandidateTable,
+    fixed_by,
     local_day_start,
     members_of,
     open_jobs_by_name,
@@ -521,7 +523,7 @@ def candidate_table(
 ) -> CandidateTable:
     """people.load_candidates, from the roster snapshot. ``reload_open``: read every open
     task again first (see verify)."""
-    fixed = _fixed(db_session, device_no)
+    fixed = fixed_by(db_session.connection(), device_no)
     bind = db_session.get_bind()
     with _lock:
         roster = _snapshots.get(bind)
@@ -605,18 +607,3 @@ def verify(db_session: Session, table: CandidateTable, usernames: list[str]) -> 
         if i is not None and tuple(table.open_jobs[i]) != tuple(exact.get(username, (0,) * 4)):
             return False
     return True
-
-
-def _fixed(db_session: Session, device_no: str | None) -> set[str]:
-    if not device_no:
-        return set()
-    ticket = Ticket.__table__.c
-    return set(
-        db_session.scalars(
-            select(_tasks.c.completed_by)
-            .select_from(Ticket.__table__)
-            .join(_tasks, _tasks.c.ticket_id == ticket.id)
-            .where(ticket.device_no == device_no, _tasks.c.completed_by.is_not(None))
-            .distinct()
-        )
-    )
