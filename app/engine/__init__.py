@@ -19,7 +19,7 @@ from app.engine.queries import (
     open_tasks,
     task_form,
 )
-from app.engine.service import complete_task, deliver_message, deploy, start
+from app.engine.service import complete_task, deliver_message, deploy, move_timers, start
 from app.engine.timers import FireReport, fire_due_timers
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "last_assignment",
     "latest_definition",
     "lock_task",
+    "move_timers",
     "open_tasks",
     "reassign_task",
     "start",

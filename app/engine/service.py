@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import PurePath
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.engine import parser as bpmn
@@ -23,6 +25,7 @@ from app.engine.models import (
     MessageSubscription,
     ProcessDefinition,
     ProcessInstance,
+    Timer,
 )
 from app.engine.queries import get_task, latest_definition
 from app.engine.runtime import (
@@ -212,6 +215,45 @@ def complete_task(
 
 
 _STATUS_ZH = {"completed": "完成", "cancelled": "取消", "open": "打开"}
+
+
+# ---------------------------------------------------------------- timers
+
+
+def move_timers(
+    *,
+    db_session: Session,
+    instance_id: int,
+    element_ids: list[str],
+    due_at: datetime,
+    actor: str | None = None,
+) -> int:
+    """Give the waiting timer events ``element_ids`` of an instance a new due time (an SLA
+    deadline that moved: a pause, a new priority): SpiffWorkflow's own value and the timer
+    row together. A due time already past fires them in this step. Returns how many moved."""
+    if due_at.tzinfo is None:
+        raise ValueError("due_at must be aware")
+    step = open_step(db_session, instance_id, actor)
+    moved = [
+        task
+        for task in step.workflow.get_tasks(state=TaskState.WAITING)
+        if task.task_spec.bpmn_id in element_ids
+        and isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition)
+    ]
+    if not moved:
+        return 0
+    value = due_at.astimezone(UTC).isoformat()
+    for task in moved:
+        task._set_internal_data(event_value=value)
+
+    run_engine(step, step.workflow.refresh_timers)
+    waiting = [str(task.id) for task in moved if task.state == TaskState.WAITING]
+    save_step(db_session, step)
+    if waiting:
+        db_session.execute(
+            update(Timer).where(Timer.task_id.in_(waiting)).values(due_at=due_at, attempts=0)
+        )
+    return len(moved)
 
 
 # ---------------------------------------------------------------- messages
