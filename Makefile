@@ -27,6 +27,7 @@ bench: install
 	$(BIN)/python bench/engine.py --postgres "$(PAIDAN_TEST_POSTGRES_URL)"
 	$(BIN)/python bench/inbox.py --postgres "$(PAIDAN_TEST_POSTGRES_URL)"
 	$(BIN)/python bench/dispatch.py --postgres "$(PAIDAN_TEST_POSTGRES_URL)"
+	$(BIN)/python bench/timers.py --postgres "$(PAIDAN_TEST_POSTGRES_URL)"
 
 install: $(VENV)/.installed
 

@@ -48,9 +48,12 @@ def create_app(config: dict | None = None) -> Flask:
     from app.i18n import init_i18n
     from app.inbox.api import blp as tasks_blp
     from app.inbox.views import bp as inbox_pages_bp
+    from app.notify.api import blp as notifications_blp
+    from app.notify.views import bp as notify_pages_bp
     from app.portal.views import bp as portal_bp
     from app.rules.helpers import register_builtin_helpers
     from app.site.views import bp as site_bp
+    from app.sla import receivers as sla_receivers  # noqa: F401 - connects the SLA hooks
     from app.tickets.api import blp as tickets_blp
     from app.tickets.views import bp as ticket_pages_bp
     from app.views import bp as pages_bp
@@ -74,6 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
         messages_blp,
         audit_blp,
         dispatch_blp,
+        notifications_blp,
     ):
         api.register_blueprint(blueprint)
     init_i18n(app)
@@ -84,6 +88,7 @@ def create_app(config: dict | None = None) -> Flask:
     for page_blueprint in (portal_bp, inbox_pages_bp, ticket_pages_bp, site_bp, dispatch_pages_bp):
         app.register_blueprint(page_blueprint)
     app.register_blueprint(attachment_pages_bp)
+    app.register_blueprint(notify_pages_bp)
     init_csrf(app)
     install_error_handlers(app)
     register_cli(app)

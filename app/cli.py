@@ -74,28 +74,42 @@ def register_cli(app: Flask) -> None:
         from werkzeug.serving import run_simple
 
         from app.jobs import make_scheduler
+        from app.jobs.timer_worker import TimerWorker
 
-        scheduler = make_scheduler(app, blocking=False)
+        scheduler = make_scheduler(app, blocking=False, timers=False)
         scheduler.start()
+        timers = TimerWorker(app)
+        timers.start()
         click.echo(f"派单 Paidan: http://{host}:{port}")
         try:
             run_simple(host, port, app, threaded=True, use_reloader=False)
         finally:
+            timers.stop()
             scheduler.shutdown(wait=False)
 
     @app.cli.command("worker")
     @click.option("--once", is_flag=True, help="fire what is due now and exit")
     def worker_command(once):
-        """Fire due timers; run as many workers as wanted (they share work via SKIP LOCKED)."""
+        """Fire due timers as they fall due, and run the other background jobs; run as many
+        workers as wanted (they share timers via SKIP LOCKED)."""
+        import signal
+
         from app.jobs import fire_timers, make_scheduler
+        from app.jobs.timer_worker import TimerWorker
 
         if once:
             report = fire_timers(app)
             click.echo(f"fired {report.fired}, failed {report.failed}")
             return
         click.echo("派单 worker: firing due timers")
-        fire_timers(app)
-        make_scheduler(app, blocking=True).start()
+        scheduler = make_scheduler(app, blocking=False, timers=False)
+        scheduler.start()
+        timers = TimerWorker(app)
+        signal.signal(signal.SIGTERM, lambda *_: timers.stop())
+        try:
+            timers.run()
+        finally:
+            scheduler.shutdown(wait=False)
 
     @app.cli.command("dispatch-simulate")
     @click.option("--engineers", default=25, type=click.IntRange(min=3), show_default=True)

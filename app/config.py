@@ -10,6 +10,10 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 # name -> (default, parser). Every key can be set as PAIDAN_<NAME> in the environment.
 SETTINGS: dict[str, tuple[object, object]] = {
     "SECRET_KEY": ("dev-only-change-me", str),
@@ -19,6 +23,11 @@ SETTINGS: dict[str, tuple[object, object]] = {
     "TIMER_INTERVAL_SECONDS": (5.0, float),
     "TIMER_BATCH_SIZE": (100, int),
     "TIMER_RETRY_SECONDS": (300, int),
+    # The timer worker loop (`flask worker`): instances claimed and fired per transaction, and
+    # how often it looks at the timer table where it cannot LISTEN (SQLite) or finds due timers
+    # held by another worker.
+    "TIMER_CLAIM_SIZE": (20, int),
+    "TIMER_POLL_SECONDS": (1.0, float),
     # Process deployments (BPMN, DMN and form files).
     "MAX_UPLOAD_BYTES": (5 * 1024 * 1024, int),
     # Attachments: stored by content hash under this folder; limits per kind of file, and for
@@ -52,6 +61,23 @@ SETTINGS: dict[str, tuple[object, object]] = {
     "POSITION_STALE_MINUTES": (30, int),
     "DISPATCH_POOL_INTERVAL_SECONDS": (60, int),
     "SQL_ECHO": (False, _bool),
+    # Notifications: the channels besides the in-app list that get an outbox row per person
+    # ("email", and names other jobs deliver, e.g. "wecom", "webhook"); links in messages
+    # start with PUBLIC_BASE_URL. Email goes over SMTP; an empty MAIL_SMTP_HOST sends nothing
+    # (the rows wait). A failed message is tried again after MAIL_RETRY_SECONDS, doubling.
+    "NOTIFY_CHANNELS": (["email"], _names),
+    "PUBLIC_BASE_URL": ("http://127.0.0.1:5000", str),
+    "MAIL_SMTP_HOST": ("localhost", str),
+    "MAIL_SMTP_PORT": (25, int),
+    "MAIL_SMTP_STARTTLS": (False, _bool),
+    "MAIL_SMTP_USERNAME": ("", str),
+    "MAIL_SMTP_PASSWORD": ("", str),
+    "MAIL_SMTP_TIMEOUT": (10.0, float),
+    "MAIL_FROM": ("Paidan 派单 <paidan@localhost>", str),
+    "MAIL_INTERVAL_SECONDS": (30, int),
+    "MAIL_BATCH_SIZE": (50, int),
+    "MAIL_RETRY_SECONDS": (60, int),
+    "MAIL_MAX_ATTEMPTS": (10, int),
 }
 
 
@@ -73,7 +99,17 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
     config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
         str(PROJECT_ROOT / "app" / area / "translations")
-        for area in ("", "portal", "inbox", "tickets", "site", "attachments", "reports", "dispatch")
+        for area in (
+            "",
+            "portal",
+            "inbox",
+            "tickets",
+            "site",
+            "attachments",
+            "reports",
+            "dispatch",
+            "notify",
+        )
     )
     config["JSON_AS_ASCII"] = False
     config.update(

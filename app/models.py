@@ -29,13 +29,18 @@ from app.engine.models import (
     Timer,
 )
 from app.integrations.models import IdempotencyRecord
+from app.notify.models import Notification, OutboxMessage
 from app.site.models import CheckIn
+from app.sla.models import BusinessCalendar, CalendarDay
+from app.sla.sla_models import SlaClock, SlaInterval, SlaPolicy
 from app.tickets.models import Device, Satisfaction, Ticket, TicketNote
 
 __all__ = [
     "ApiToken",
     "Attachment",
     "AuditEntry",
+    "BusinessCalendar",
+    "CalendarDay",
     "CheckIn",
     "Department",
     "Device",
@@ -49,11 +54,16 @@ __all__ = [
     "Leave",
     "LoginAttempt",
     "MessageSubscription",
+    "Notification",
+    "OutboxMessage",
     "ProcessDefinition",
     "ProcessEvent",
     "ProcessInstance",
     "Satisfaction",
     "Skill",
+    "SlaClock",
+    "SlaInterval",
+    "SlaPolicy",
     "Ticket",
     "TicketNote",
     "Timer",

@@ -26,7 +26,7 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app"
-AREAS = ("portal", "inbox", "tickets", "site", "attachments", "reports", "dispatch")
+AREAS = ("portal", "inbox", "tickets", "site", "attachments", "reports", "dispatch", "notify")
 LOCALE = "zh"
 METHODS = [
     ("**/static/**", "ignore"),

@@ -24,6 +24,7 @@ from app import engine
 from app.audit.models import AuditEntry
 from app.auth.models import Department, Group, Skill, User
 from app.auth.tokens import issue_system_token
+from app.notify.service import notify
 from tests.conftest import PASSWORD
 from tests.flows import Flow
 
@@ -126,6 +127,10 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     "PUT /api/v1/groups/{code}/dispatch-config": ADMIN_ONLY,
     "GET /api/v1/engineers/{username}/profile": rule(HIDDEN, admin=OK, dispatcher=OK, handler=OK),
     "PUT /api/v1/engineers/{username}/profile": ADMIN_ONLY,
+    # notifications: each person's own; the one in this world is net1's
+    "GET /api/v1/notifications": EVERYONE,
+    "POST /api/v1/notifications/read-all": EVERYONE,
+    "POST /api/v1/notifications/{notification_id}/read": rule(HIDDEN, handler=OK),
 }
 
 
@@ -153,6 +158,13 @@ def world(app, db_session):
     token, _ = issue_system_token(
         db_session=db_session, name="crm", role="dispatcher", issued_by="admin"
     )
+    (note,) = notify(
+        db_session,
+        users=[db_session.scalars(select(User).where(User.username == "net1")).one()],
+        kind="sla_reminder",
+        title=("工单即将超时", "Work order nearly due"),
+        ticket_id=flow.ticket.id,
+    ).notifications
     db_session.commit()
     tokens = app.extensions["test_tokens"]
     params = {
@@ -169,6 +181,7 @@ def world(app, db_session):
         "entry_id": db_session.scalar(select(AuditEntry.id).limit(1)),
         "code": "network",
         "username": "net1",
+        "notification_id": note.id,
     }
     return {"tokens": tokens, "params": params}
 

@@ -65,7 +65,7 @@ FORM_FIELDS = {
     "it_escalate": {"solution", "escalation_note"},
     "it_review": {"review_result", "review_comment"},
     "repair_submit": {"title", "description", "category", "priority", "region", "device_no"},
-    "repair_dispatch": {"engineer", "parts_needed", "parts_list"},
+    "repair_dispatch": {"engineer", "parts_needed", "parts_list", "dispatch_reason"},
     "repair_onsite": {"fault_cause", "work_done"},
     "repair_escalate": {"work_done", "escalation_note"},
     "repair_parts": {"parts_issued", "parts_note"},

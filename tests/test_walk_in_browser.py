@@ -93,7 +93,7 @@ def test_a_repair_from_the_phone_report_to_the_rating(live_server, browser, scre
     # 2. The dispatcher dispatches it from the inbox to fac1, with spare parts.
     desk = open_as(browser, base, "desk")
     open_task(desk, title, "派单", tab="group")
-    desk.get_by_label("工程师").fill("fac1")
+    choose(desk, "工程师", "fac1")
     desk.get_by_label("需要备件").check()
     desk.get_by_label("备件清单").fill("启动电容 35μF × 1")
     screens.shot(desk, "dispatcher-dispatches")

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -43,6 +43,11 @@ from app.timeutil import utcnow
 
 _PLACEHOLDER = re.compile(r"^\s*\$\{(.*)\}\s*$", re.S)
 _LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+
+# Timer workers LISTEN on this channel (PostgreSQL) and look at the timer table at least once
+# per horizon; a transaction that writes a timer due sooner than that announces it.
+TIMER_CHANNEL = "paidan_timers"
+TIMER_NOTIFY_HORIZON = timedelta(minutes=1)
 
 
 @dataclass
@@ -416,7 +421,10 @@ def _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits) -
     if gone_waits:
         gone = [str(task.id) for task in gone_waits]
         timers = Timer.__table__
-        db_session.execute(timers.delete().where(timers.c.task_id.in_(gone)))
+        # By instance first: timer.task_id has no index, timer.instance_id has.
+        db_session.execute(
+            timers.delete().where(timers.c.instance_id == instance.id, timers.c.task_id.in_(gone))
+        )
         names = [
             task.task_spec.event_definition.name
             for task in gone_waits
@@ -430,19 +438,18 @@ def _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits) -
                 )
             )
     if new_timers:
-        db_session.execute(
-            _bulk(Timer),
-            [
-                {
-                    "instance_id": instance.id,
-                    "task_id": str(task.id),
-                    "element_id": task.task_spec.bpmn_id,
-                    "due_at": timer_due(task),
-                    "attempts": 0,
-                }
-                for task in new_timers
-            ],
-        )
+        rows = [
+            {
+                "instance_id": instance.id,
+                "task_id": str(task.id),
+                "element_id": task.task_spec.bpmn_id,
+                "due_at": timer_due(task),
+                "attempts": 0,
+            }
+            for task in new_timers
+        ]
+        db_session.execute(_bulk(Timer), rows)
+        announce_timers(db_session, min(row["due_at"] for row in rows))
     for task in new_messages:
         db_session.merge(
             MessageSubscription(
@@ -451,6 +458,16 @@ def _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits) -
                 element_id=task.task_spec.bpmn_id,
             )
         )
+
+
+def announce_timers(db_session: Session, due_at: datetime) -> None:
+    """Wake the sleeping timer workers when this transaction commits, if ``due_at`` is sooner
+    than they would look again (PostgreSQL; on SQLite workers poll)."""
+    if db_session.get_bind().dialect.name != "postgresql":
+        return
+    if due_at - utcnow() < TIMER_NOTIFY_HORIZON:
+        # Notifications with the same payload in one transaction are delivered once.
+        db_session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": TIMER_CHANNEL})
 
 
 def timer_due(task) -> datetime:

@@ -13,6 +13,7 @@ from app.audit.service import record
 from app.auth.access import may_work_on, my_task_condition, task_condition
 from app.auth.models import Group, User
 from app.auth.service import find_user
+from app.dispatch.stepchoice import check_choice, store_choice
 from app.dispatch.work import settings_for
 from app.engine import (
     complete_task,
@@ -332,8 +333,12 @@ def complete(*, db_session: Session, user: User, task_id: str, data: dict) -> Pr
             f"任务 {task.name} 不是分配给你的，请先认领或转派",
             f"task {task.name} is not yours; claim it or have it transferred first",
         )
+    # A dispatch step (a form asking for the engineer) is checked before anything changes.
+    choice = check_choice(db_session=db_session, user=user, task=task, data=data or {})
     before = {"status": task.status, "assignee": task.assignee}
     instance = complete_task(db_session=db_session, task_id=task_id, data=data, actor=user.username)
+    if choice is not None:
+        store_choice(db_session=db_session, user=user, task=task, choice=choice)
     _audit(
         db_session,
         user,

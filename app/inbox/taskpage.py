@@ -1,5 +1,6 @@
 """What the task page shows: the acts a person may take on a task, the form with the data its
-fields and texts use, the people and groups a task can be transferred to, and its handovers."""
+fields and texts use, the people and groups a task can be transferred to, its handovers, and
+for a dispatch step (a form asking for the engineer) the ranked engineers to choose from."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import engine
 from app.auth.access import event_condition, may_work_on
 from app.auth.models import Group, User, group_member
+from app.dispatch import stepchoice
 from app.engine.models import HumanTask, ProcessEvent, ProcessInstance
 from app.forms.localize import localized_schema
 from app.inbox.listing import INBOX_ROLES, display_names, group_labels
 from app.inbox.service import DISPATCHING_ROLES, is_candidate
 from app.tickets.models import Ticket
+from app.timeutil import utcnow
 
 EMPTY_FORM = {"type": "default", "components": []}
 # Names a form-js template ({{title}}, {{#if done}}) or a FEEL expression (=a > 1) reads.
@@ -209,3 +213,91 @@ def handovers(db_session: Session, user: User, task: HumanTask) -> list[Handover
             )
         )
     return found
+
+
+# Who sees a dispatch step's ranking (the explanation's staff, without the engineers ranked).
+STEP_RANKING_ROLES = ("admin", "dispatcher", "reviewer")
+
+
+@dataclass(frozen=True)
+class DispatchStep:
+    """A dispatch step's ranked list as the task page shows it (stepchoice.rank_step): rows
+    as a decision stores them, the excluded with their reason in the page language."""
+
+    ranked: list[dict]
+    excluded: list[dict]
+    top: str | None
+    selected: str | None
+    deadline: datetime | None
+
+
+def dispatch_step_view(
+    db_session: Session,
+    user: User,
+    task: HumanTask,
+    ticket: Ticket | None,
+    *,
+    may_complete: bool,
+    language: str,
+    wanted: str | None = None,
+) -> tuple[DispatchStep | None, list[dict]]:
+    """For a task whose form asks for the engineer: the ranking (for dispatchers, admins and
+    reviewers) and the options of the form's engineer select, best first with the reason of
+    each exclusion. Others who may complete it get the engineers by name, no ranking; those
+    who may not, nothing. ``wanted``: the engineer a button chose, selected if offered."""
+    if not may_complete or ticket is None or task.status != "open":
+        return None, []
+    if not stepchoice.is_dispatch_step(db_session, task):
+        return None, []
+    rec = stepchoice.rank_step(db_session, ticket, now=utcnow())
+    if rec is None:
+        return None, []
+    stored = rec.stored()
+    ranked, excluded = stored["ranked"], stored["excluded"]
+    for row in excluded:
+        row["reason"] = row["zh"] if language == "zh" else row["en"]
+    top = ranked[0]["username"] if ranked else None
+    if user.role not in STEP_RANKING_ROLES:
+        people = sorted(ranked + excluded, key=lambda row: (row["name"], row["username"]))
+        return None, [_option(row["name"], row["username"]) for row in people]
+    options = [
+        _option(row["name"], row["username"], _("recommended") if row["username"] == top else "")
+        for row in ranked
+    ]
+    options += [
+        _option(row["name"], row["username"], _("not eligible: %(reason)s", reason=row["reason"]))
+        for row in excluded
+    ]
+    offered = {option["value"] for option in options}
+    deadline = rec.job.deadline
+    return (
+        DispatchStep(
+            ranked, excluded, top, wanted if wanted in offered else top, deadline=deadline
+        ),
+        options,
+    )
+
+
+def _option(name: str, username: str, note: str = "") -> dict:
+    label = f"{name} ({username})" if name and name != username else username
+    return {"value": username, "label": f"{label} · {note}" if note else label}
+
+
+def offer_engineers(
+    schema: dict, data: dict, step: DispatchStep | None, options: list[dict], *, wanted: str | None
+) -> None:
+    """Put a dispatch step's engineers into the form's data: the options of the engineer
+    select (under its valuesKey; a text field of an older form gets none), and the value: the
+    engineer a ranking button chose, else the best one unless the form already has a value."""
+    if not options:
+        return
+    field = next(
+        (c for c in _components(schema["components"]) if c.get("key") == stepchoice.ENGINEER_FIELD),
+        None,
+    )
+    if field is None:
+        return
+    if isinstance(field.get("valuesKey"), str):
+        data[field["valuesKey"]] = options
+    if step is not None and step.selected and (wanted or not data.get(field["key"])):
+        data[field["key"]] = step.selected

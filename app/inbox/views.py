@@ -36,7 +36,14 @@ from app.inbox.listing import (
     tabs_for,
     visible_ticket_ids,
 )
-from app.inbox.taskpage import acts_on, handovers, task_form_view, transfer_choices
+from app.inbox.taskpage import (
+    acts_on,
+    dispatch_step_view,
+    handovers,
+    offer_engineers,
+    task_form_view,
+    transfer_choices,
+)
 from app.tickets.models import PRIORITIES, Device, Ticket
 from app.timeutil import utcnow
 from app.views import my_open_task_count
@@ -128,11 +135,21 @@ def task_page(task_id: str):
 def _render_task(task, *, error: str | None = None, values=None, status: int = 200):
     ticket = db.session.get(Ticket, task.ticket_id) if task.ticket_id else None
     acts = acts_on(db.session, current_user, task)
-    schema = data = None
+    schema = data = step = None
     if task.status == "open":
         schema, data = task_form_view(
             db.session, task, ticket, current_language(), readonly=not acts.complete
         )
+        step, options = dispatch_step_view(
+            db.session,
+            current_user,
+            task,
+            ticket,
+            may_complete=acts.complete,
+            language=current_language(),
+            wanted=request.args.get("engineer"),
+        )
+        offer_engineers(schema, data, step, options, wanted=request.args.get("engineer"))
     people, groups = transfer_choices(db.session, current_user, task) if acts.transfer else ([], [])
     history = handovers(db.session, current_user, task)
     names = {task.assignee, task.completed_by, *task.candidate_users}
@@ -151,6 +168,7 @@ def _render_task(task, *, error: str | None = None, values=None, status: int = 2
             device=device,
             process_name=process_names(db.session).get(process_key, process_key),
             acts=acts,
+            step=step,
             schema=schema,
             data=data,
             people=people,

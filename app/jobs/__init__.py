@@ -12,6 +12,7 @@ from app import engine
 from app.dispatch.jobs import dispatch_waiting
 from app.extensions import db
 from app.jobs.housekeeping import Purged, purge
+from app.notify.mailer import send_mail
 from app.reports.jobs import service_reports
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def fire_timers(app: Flask) -> engine.FireReport:
                 db_session=db.session,
                 limit=app.config["TIMER_BATCH_SIZE"],
                 retry_seconds=app.config["TIMER_RETRY_SECONDS"],
+                batch_size=app.config["TIMER_CLAIM_SIZE"],
             )
         finally:
             db.session.remove()
@@ -45,14 +47,17 @@ def housekeeping(app: Flask) -> Purged:
     return purged
 
 
-def make_scheduler(app: Flask, *, blocking: bool):
+def make_scheduler(app: Flask, *, blocking: bool, timers: bool = True):
+    """The interval jobs; ``timers=False`` leaves timers to a TimerWorker loop."""
     scheduler = BlockingScheduler() if blocking else BackgroundScheduler(daemon=True)
+    jobs = [(fire_timers, "TIMER_INTERVAL_SECONDS")] if timers else []
     # Every job runs at its configured interval, one at a time, missed runs folded into one.
     for job, interval_setting in (
-        (fire_timers, "TIMER_INTERVAL_SECONDS"),
+        *jobs,
         (housekeeping, "HOUSEKEEPING_INTERVAL_SECONDS"),
         (service_reports, "SERVICE_REPORT_INTERVAL_SECONDS"),
         (dispatch_waiting, "DISPATCH_POOL_INTERVAL_SECONDS"),
+        (send_mail, "MAIL_INTERVAL_SECONDS"),
     ):
         scheduler.add_job(
             job,

@@ -1,0 +1,1 @@
+"""Notifications: in-app messages, email over SMTP, and an outbox for other channels."""

@@ -1,0 +1,1 @@
+"""Service levels: business calendars, SLA policies and the SLA clock of each work order."""

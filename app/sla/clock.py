@@ -1,0 +1,279 @@
+"""The SLA clock: a ledger of running and paused intervals per ticket and kind, from which the
+deadline is computed on the policy's business calendar.
+
+The deadline is the moment the running working minutes reach the target. Paused time is not
+running time, so a pause pushes the deadline later by exactly its working minutes; a new
+target (the priority changed) is counted from the original start over the same ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session, selectinload
+
+from app.sla.calendars_service import load_calendar
+from app.sla.policies import TicketFacts, match_policy
+from app.sla.sla_models import CLOCK_KINDS, SlaClock, SlaInterval, SlaPolicy
+from app.tickets.models import Ticket
+from app.timeutil import utcnow
+
+# Ticket statuses at which the work is done: the resolution clock stops.
+RESOLVED_STATUSES = frozenset({"resolved", "closed"})
+
+
+def clocks_of(db_session: Session, ticket_id: int) -> list[SlaClock]:
+    """The ticket's clocks, response first."""
+    clocks = db_session.scalars(
+        select(SlaClock)
+        .where(SlaClock.ticket_id == ticket_id)
+        .options(selectinload(SlaClock.intervals), selectinload(SlaClock.policy))
+    ).all()
+    return sorted(clocks, key=lambda clock: CLOCK_KINDS.index(clock.kind))
+
+
+# ---------------------------------------------------------------- changing the ledger
+
+
+def start_clocks(
+    db_session: Session,
+    ticket: Ticket,
+    now: datetime,
+    *,
+    facts: TicketFacts | None = None,
+) -> list[SlaClock]:
+    """Start the response and resolution clocks at ``now`` from the matching policy; none when
+    nothing matches. A ticket that has clocks keeps them (idempotent)."""
+    existing = clocks_of(db_session, ticket.id)
+    if existing:
+        return existing
+    policy = match_policy(db_session, ticket, facts)
+    if policy is None:
+        return []
+    clocks = []
+    for kind in CLOCK_KINDS:
+        clock = SlaClock(
+            ticket_id=ticket.id,
+            kind=kind,
+            policy=policy,
+            policy_id=policy.id,
+            calendar_id=policy.calendar_id,
+            started_at=now,
+            target_minutes=_target(policy, kind),
+        )
+        clock.intervals.append(SlaInterval(state="running", starts_at=now))
+        db_session.add(clock)
+        _settle(clock, now)
+        clocks.append(clock)
+    return clocks
+
+
+def pause(db_session: Session, ticket: Ticket, reason: str, now: datetime) -> list[SlaClock]:
+    """Pause the ticket's running clocks at ``now``; paused or stopped ones stay as they are."""
+    return _switch(db_session, ticket, "paused", reason[:300] or None, now)
+
+
+def resume(db_session: Session, ticket: Ticket, now: datetime) -> list[SlaClock]:
+    """Resume the ticket's paused clocks at ``now``; running or stopped ones stay as they are."""
+    return _switch(db_session, ticket, "running", None, now)
+
+
+def stop(db_session: Session, ticket: Ticket, kind: str, now: datetime) -> SlaClock | None:
+    """Stop the ticket's ``kind`` clock at ``now`` (the target was met, or missed: breached_at
+    tells). Returns the clock; a stopped clock stays stopped at its first stop."""
+    if kind not in CLOCK_KINDS:
+        raise ValueError(f"kind must be one of {CLOCK_KINDS}, not {kind!r}")
+    clock = next((c for c in clocks_of(db_session, ticket.id) if c.kind == kind), None)
+    if clock is None or clock.stopped_at is not None:
+        return clock
+    _open_interval(clock).ends_at = now
+    clock.stopped_at = now
+    _settle(clock, now)
+    return clock
+
+
+def recompute(
+    db_session: Session,
+    ticket: Ticket,
+    now: datetime,
+    *,
+    facts: TicketFacts | None = None,
+) -> list[SlaClock]:
+    """Bring the ticket's clocks in line with the policy that matches it now (its priority,
+    category or the policy itself changed): the new target counts from the original start,
+    over the same ledger, so paused intervals stay excluded. Stopped clocks keep their result.
+    A ticket with no clocks gets them, started at its creation. When no policy matches any
+    more, the clocks keep the policy they have."""
+    clocks = clocks_of(db_session, ticket.id)
+    if not clocks:
+        return start_clocks(db_session, ticket, ticket.created_at or now, facts=facts)
+    policy = match_policy(db_session, ticket, facts)
+    if policy is None:
+        return clocks
+    for clock in clocks:
+        if clock.stopped_at is not None:
+            continue
+        target = _target(policy, clock.kind)
+        if (clock.policy_id, clock.calendar_id, clock.target_minutes) == (
+            policy.id,
+            policy.calendar_id,
+            target,
+        ):
+            continue
+        clock.policy = policy
+        clock.policy_id = policy.id
+        clock.calendar_id = policy.calendar_id
+        clock.target_minutes = target
+        _settle(clock, now)
+    return clocks
+
+
+def pause_reasons(policy: SlaPolicy | None, status: str, open_tasks: list[tuple[str, str]]) -> str:
+    """What of the policy's ``pause_on`` holds now: the ticket's status, or an open user task
+    given as (element id, name). Empty when nothing pauses the clocks."""
+    if policy is None:
+        return ""
+    present = {status} | {value for task in open_tasks for value in task}
+    return "、".join(item for item in policy.pause_on or [] if item in present)
+
+
+def _switch(
+    db_session: Session, ticket: Ticket, state: str, reason: str | None, now: datetime
+) -> list[SlaClock]:
+    changed = []
+    for clock in clocks_of(db_session, ticket.id):
+        if clock.stopped_at is not None:
+            continue
+        current = _open_interval(clock)
+        if current.state == state:
+            continue
+        current.ends_at = now
+        clock.intervals.append(SlaInterval(state=state, starts_at=now, reason=reason))
+        _settle(clock, now)
+        changed.append(clock)
+    return changed
+
+
+def _open_interval(clock: SlaClock) -> SlaInterval:
+    return next(interval for interval in reversed(clock.intervals) if interval.ends_at is None)
+
+
+def _target(policy: SlaPolicy, kind: str) -> int:
+    return policy.response_minutes if kind == "response" else policy.resolution_minutes
+
+
+# ---------------------------------------------------------------- computing
+
+
+def _calendar_of(clock: SlaClock):
+    return load_calendar(object_session(clock), clock.calendar_id)
+
+
+def _walk(clock: SlaClock, calendar, now: datetime) -> tuple[datetime, bool, float]:
+    """(deadline, whether the running time already reached it, running minutes so far).
+
+    The deadline is found in the running interval where the running minutes reach the
+    target; when the clock is paused or stopped short of it, it is projected from the
+    moment the clock would run again (now when paused, the stop when stopped)."""
+    end_of_time = clock.stopped_at or now
+    target = clock.target_minutes
+    used = 0.0
+    for interval in clock.intervals:
+        if interval.state != "running":
+            continue
+        ends = interval.ends_at or end_of_time
+        minutes = (
+            calendar.working_minutes(interval.starts_at, ends) if ends > interval.starts_at else 0.0
+        )
+        if used + minutes >= target:
+            return calendar.add(interval.starts_at, target - used), True, used + minutes
+        if interval.ends_at is None and clock.stopped_at is None:
+            return calendar.add(interval.starts_at, target - used), False, used + minutes
+        used += minutes
+    base = clock.stopped_at or max(now, _open_interval(clock).starts_at)
+    return calendar.add(base, target - used), False, used
+
+
+def deadline_of(clock: SlaClock, now: datetime | None = None, calendar=None) -> datetime:
+    """When the clock's running working minutes reach its target, given the ledger so far.
+
+    Paused: the deadline if the clock resumed ``now``. Stopped: the deadline it had."""
+    calendar = calendar or _calendar_of(clock)
+    return _walk(clock, calendar, now or utcnow())[0]
+
+
+def _settle(clock: SlaClock, now: datetime) -> None:
+    """Store the deadline (none while paused short of it: it depends on when work resumes)
+    and the breach (the deadline, once the running time reached it)."""
+    deadline, reached, _ = _walk(clock, _calendar_of(clock), now)
+    paused = clock.stopped_at is None and _open_interval(clock).state == "paused"
+    clock.deadline = None if paused and not reached else deadline
+    clock.breached_at = deadline if reached else None
+
+
+# ---------------------------------------------------------------- reading
+
+
+def ledger(db_session: Session, ticket_id: int, now: datetime | None = None) -> list[dict]:
+    """The ticket's clocks with their intervals, deadline, working minutes used and left,
+    percent used and state (running, paused or stopped), JSON-ready."""
+    now = now or utcnow()
+    calendars: dict[int, object] = {}
+    result = []
+    for clock in clocks_of(db_session, ticket_id):
+        calendar = calendars.get(clock.calendar_id)
+        if calendar is None:
+            calendar = calendars[clock.calendar_id] = load_calendar(db_session, clock.calendar_id)
+        deadline, reached, _ = _walk(clock, calendar, now)
+        end_of_time = clock.stopped_at or now
+        intervals = []
+        running = paused = 0.0
+        for interval in clock.intervals:
+            ends = interval.ends_at or end_of_time
+            minutes = (
+                calendar.working_minutes(interval.starts_at, ends)
+                if ends > interval.starts_at
+                else 0.0
+            )
+            if interval.state == "running":
+                running += minutes
+            else:
+                paused += minutes
+            intervals.append(
+                {
+                    "state": interval.state,
+                    "starts_at": _iso(interval.starts_at),
+                    "ends_at": _iso(interval.ends_at),
+                    "reason": interval.reason,
+                    "working_minutes": round(minutes, 1),
+                }
+            )
+        state = "stopped" if clock.stopped_at else _open_interval(clock).state
+        result.append(
+            {
+                "kind": clock.kind,
+                "policy": {"id": clock.policy.id, "name": clock.policy.name}
+                if clock.policy
+                else None,
+                "calendar_id": clock.calendar_id,
+                "state": state,
+                "started_at": _iso(clock.started_at),
+                "target_minutes": clock.target_minutes,
+                # While paused: the deadline if work resumed now.
+                "deadline": _iso(deadline),
+                "stopped_at": _iso(clock.stopped_at),
+                "breached": reached,
+                "breached_at": _iso(deadline) if reached else None,
+                "elapsed_minutes": round(running, 1),
+                "paused_minutes": round(paused, 1),
+                "remaining_minutes": round(max(clock.target_minutes - running, 0.0), 1),
+                "percent_used": round(100 * running / clock.target_minutes, 1),
+                "intervals": intervals,
+            }
+        )
+    return result
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
