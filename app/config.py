@@ -78,6 +78,8 @@ SETTINGS: dict[str, tuple[object, object]] = {
     "MAIL_BATCH_SIZE": (50, int),
     "MAIL_RETRY_SECONDS": (60, int),
     "MAIL_MAX_ATTEMPTS": (10, int),
+    # SLA escalation levels and reminders: how often running clocks are looked at.
+    "SLA_ESCALATION_INTERVAL_SECONDS": (60, int),
 }
 
 

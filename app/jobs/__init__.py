@@ -14,6 +14,7 @@ from app.extensions import db
 from app.jobs.housekeeping import Purged, purge
 from app.notify.mailer import send_mail
 from app.reports.jobs import service_reports
+from app.sla.escalation import sla_escalations
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def make_scheduler(app: Flask, *, blocking: bool, timers: bool = True):
         (service_reports, "SERVICE_REPORT_INTERVAL_SECONDS"),
         (dispatch_waiting, "DISPATCH_POOL_INTERVAL_SECONDS"),
         (send_mail, "MAIL_INTERVAL_SECONDS"),
+        (sla_escalations, "SLA_ESCALATION_INTERVAL_SECONDS"),
     ):
         scheduler.add_job(
             job,
