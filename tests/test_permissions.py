@@ -91,6 +91,7 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     "POST /api/v1/tickets": EVERYONE,
     "GET /api/v1/tickets": EVERYONE,
     "GET /api/v1/tickets/{ticket_id}": rule(OK, reviewer=HIDDEN, requester=HIDDEN),
+    "GET /api/v1/tickets/{ticket_id}/sla": rule(OK, reviewer=HIDDEN, requester=HIDDEN),
     "PATCH /api/v1/tickets/{ticket_id}": rule(
         OK, reviewer=HIDDEN, requester=HIDDEN, finance=FORBIDDEN
     ),

@@ -3,7 +3,7 @@ server (aiosmtpd), and the reminder threshold reminds the engineer once."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from app.auth.service import find_user
 from app.notify.mailer import send_pending
@@ -65,3 +65,22 @@ def test_each_level_notifies_its_people_once(app, db_session, calendars, smtp): 
     (over,) = run(61).values()
     assert {"lead@example.com", "desk@example.com"} <= over and "fac1@example.com" not in over
     assert run(62) == {}
+
+
+def test_the_ledger_is_readable_through_the_api(db_session, calendars, as_user):  # noqa: F811
+    policy(db_session, calendars, "设施 24×7", calendar="24x7", category="facilities")
+    with at(THURSDAY_9):
+        flow = repair(db_session)
+        flow.do("task_dispatch", "desk", engineer="fac1", parts_needed=False)
+    with at(THURSDAY_9 + timedelta(minutes=30)):
+        answer = as_user("desk").get(f"/api/v1/tickets/{flow.ticket.id}/sla")
+    assert answer.status_code == 200
+    clocks = {clock["kind"]: clock for clock in answer.get_json()["clocks"]}
+    assert set(clocks) == {"response", "resolution"}
+    resolution = clocks["resolution"]
+    assert (resolution["state"], resolution["target_minutes"]) == ("running", 480)
+    assert resolution["elapsed_minutes"] == 30.0
+    assert (
+        resolution["deadline"] == (THURSDAY_9 + timedelta(minutes=480)).astimezone(UTC).isoformat()
+    )
+    assert as_user("alice").get("/api/v1/tickets/999999/sla").status_code == 404

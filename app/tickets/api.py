@@ -16,6 +16,8 @@ from app.auth.access import login_required, schema_for
 from app.errors import InvalidInput
 from app.extensions import db
 from app.integrations.idempotency import idempotent
+from app.sla.clock import ledger
+from app.sla.schemas import LEDGER_EXAMPLE, LedgerSchema
 from app.tickets.models import Ticket
 from app.tickets.schemas import (
     TICKET_VIEWS,
@@ -178,6 +180,17 @@ def get(ticket_id: int):
     """A work order with its open tasks and history, as far as the caller may see them."""
     ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
     return ticket_answer(ticket)
+
+
+@blp.route("/<int:ticket_id>/sla", methods=["GET"], parameters=[TICKET_ID])
+@blp.response(200, LedgerSchema, example=LEDGER_EXAMPLE)
+@problems(blp, 401, 404)
+@login_required
+def sla(ticket_id: int):
+    """The SLA ledger of a work order: each clock (response, resolution) with its policy,
+    running and paused intervals, deadline, working minutes used and left."""
+    ticket = get_visible_ticket(db_session=db.session, user=current_user, ticket_id=ticket_id)
+    return {"clocks": ledger(db.session, ticket.id)}
 
 
 @blp.route("/<int:ticket_id>", methods=["PATCH"], parameters=[TICKET_ID])
