@@ -84,3 +84,24 @@ def test_the_ledger_is_readable_through_the_api(db_session, calendars, as_user):
         resolution["deadline"] == (THURSDAY_9 + timedelta(minutes=480)).astimezone(UTC).isoformat()
     )
     assert as_user("alice").get("/api/v1/tickets/999999/sla").status_code == 404
+
+
+def test_the_ledger_is_on_the_work_order_page(db_session, calendars, pages):  # noqa: F811
+    policy(
+        db_session,
+        calendars,
+        "设施 24×7",
+        calendar="24x7",
+        category="facilities",
+        pause_on=["task_parts"],
+    )
+    with at(THURSDAY_9):
+        flow = repair(db_session)
+        flow.do("task_dispatch", "desk", engineer="fac1", parts_needed=True, parts_list="电容 × 1")
+    with at(THURSDAY_9 + timedelta(minutes=30)):
+        html = pages("desk").get(f"/tickets/{flow.ticket.id}").get_data(as_text=True)
+        requester = pages("alice").get(f"/tickets/{flow.ticket.id}").get_data(as_text=True)
+    assert 'id="sla-ledger"' in html and "服务级别（SLA）" in html
+    assert 'data-clock="resolution" data-state="paused"' in html
+    assert "已暂停；若现在恢复，截止" in html and 'data-interval="paused"' in html
+    assert 'id="sla-ledger"' not in requester

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 
 from flask import (
     Blueprint,
@@ -28,6 +29,7 @@ from app.extensions import db
 from app.i18n import current_language, pick
 from app.reports.service_report import REPORT_KIND, current_report
 from app.site.models import CheckIn
+from app.sla.clock import ledger
 from app.tickets.api import FILTER_FIELDS
 from app.tickets.contributions import (
     add_files,
@@ -224,6 +226,7 @@ def ticket_page(ticket_id: int):
             events=parts["events"],
             requester_view=requester_view,
         ),
+        sla_ledger=[] if requester_view else _sla_ledger(ticket),
         related=related,
         shows_costs="parts_cost" in shown,
         shows_internal_note="internal_note" in shown,
@@ -317,3 +320,19 @@ def service_report(ticket_id: int):
     report = current_report(db_session=db.session, ticket=ticket)
     db.session.commit()
     return file_response(report)
+
+
+def _sla_ledger(ticket: Ticket) -> list[dict]:
+    """The SLA ledger as the page shows it: the API's, with moments as datetimes."""
+
+    def moment(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    clocks = ledger(db.session, ticket.id)
+    for clock in clocks:
+        for key in ("started_at", "deadline", "stopped_at"):
+            clock[key] = moment(clock[key])
+        for interval in clock["intervals"]:
+            interval["starts_at"] = moment(interval["starts_at"])
+            interval["ends_at"] = moment(interval["ends_at"])
+    return clocks
