@@ -112,7 +112,7 @@ def reassign_task(
         )
     )
     db_session.flush()
-    task_reassigned.send(task, db_session=db_session)
+    task_reassigned.send(task, db_session=db_session, event_type=event_type, actor=actor)
     return before, after
 
 

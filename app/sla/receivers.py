@@ -117,20 +117,27 @@ def follow_step(instance, *, db_session: Session, completed: int = 0, **_) -> No
 
 
 @task_reassigned.connect
-def follow_reassignment(task, *, db_session: Session, **_) -> None:
+def follow_reassignment(
+    task, *, db_session: Session, event_type: str | None = None, actor: str | None = None, **_
+) -> None:
     """A claim or transfer by a person is the first response on the ticket (automatic
-    dispatch has no actor and is not)."""
+    dispatch has no actor and is not). The signal says who and how; without that (an older
+    sender) the last assignment event does."""
     if task.ticket_id is None:
         return
-    last = engine.last_assignment(db_session=db_session, task=task)
-    if last is None or last.event_type == "task_unclaimed" or not last.actor:
+    if event_type is None:
+        last = engine.last_assignment(db_session=db_session, task=task)
+        if last is None:
+            return
+        event_type, actor = last.event_type, last.actor
+    if event_type == "task_unclaimed" or not actor:
         return
-    if not _any_staff(db_session, {last.actor}):
+    if not _any_staff(db_session, {actor}):
         return
     ticket = db_session.get(Ticket, task.ticket_id)
     clocks = clocks_of(db_session, task.ticket_id) if ticket else []
     if clocks and clocks[0].policy and clocks[0].policy.response_event == "first_action":
-        stop(db_session, ticket, "response", last.at or utcnow())
+        stop(db_session, ticket, "response", utcnow())
 
 
 def _any_staff(db_session: Session, usernames: set[str]) -> bool:
