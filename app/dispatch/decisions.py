@@ -77,6 +77,22 @@ def rank_task(
         )
     job = job_of(db_session, ticket, task, data)
     settings = settings_for(db_session, task, groups)
+    return rank_job(db_session, ticket, task, job, settings, groups, now=now, always=always)
+
+
+def rank_job(
+    db_session: Session,
+    ticket: Ticket,
+    task: HumanTask | None,
+    job: Job,
+    settings: Settings,
+    groups: list[str],
+    *,
+    now: datetime,
+    always: str | None = None,
+) -> Recommendation:
+    """Rank the engineers of ``groups`` for ``job`` from the roster snapshot; the one chosen
+    (the best, or the dispatcher's choice) is checked on exact counts."""
     look = {
         "db_session": db_session,
         "now": now,
@@ -86,7 +102,6 @@ def rank_task(
     }
     table = candidate_table(**look)
     rec = rank_in(table, ticket, task, job, settings, now=now, always=always)
-    # The one chosen (the best, or the dispatcher's choice) is checked on exact counts.
     chosen = [always] if always is not None else [b.username for b in rec.ranking.ranked[:1]]
     if chosen and not verify(db_session, table, chosen):
         table = candidate_table(**look, reload_open=True)

@@ -22,8 +22,7 @@ from app import engine
 from app.audit.service import record
 from app.auth.models import User
 from app.auth.service import find_user
-from app.dispatch.decisions import Recommendation, rank_in, save_decision
-from app.dispatch.roster import candidate_table, verify
+from app.dispatch.decisions import Recommendation, rank_job, save_decision
 from app.dispatch.work import groups_of, job_of, process_data, settings_for
 from app.engine.models import HumanTask
 from app.errors import InvalidInput
@@ -75,21 +74,7 @@ def rank_step(
     if job.deadline is None and isinstance(hours, int | float) and not isinstance(hours, bool):
         job = replace(job, deadline=now + timedelta(hours=float(hours)))
     settings = settings_for(db_session, None, groups)
-    look = {
-        "db_session": db_session,
-        "now": now,
-        "group_codes": groups,
-        "skill_codes": list(job.required_skills),
-        "device_no": job.device_no,
-    }
-    table = candidate_table(**look)
-    rec = rank_in(table, ticket, None, job, settings, now=now, always=always)
-    # The one chosen (the best, or the dispatcher's choice) is checked on exact counts.
-    chosen = [always] if always is not None else [b.username for b in rec.ranking.ranked[:1]]
-    if chosen and not verify(db_session, table, chosen):
-        table = candidate_table(**look, reload_open=True)
-        rec = rank_in(table, ticket, None, job, settings, now=now, always=always)
-    return rec
+    return rank_job(db_session, ticket, None, job, settings, groups, now=now, always=always)
 
 
 @dataclass
