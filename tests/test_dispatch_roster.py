@@ -12,7 +12,8 @@ import time_machine
 from app.auth.service import find_user, update_user
 from app.dispatch import roster, service
 from app.dispatch.people import load_candidates
-from app.dispatch.settings import set_profile
+from app.dispatch.settings import set_group_config, set_profile
+from app.dispatch.work import settings_for
 from app.inbox.service import claim
 from app.site.service import check_in
 from tests.flows import Flow
@@ -171,3 +172,34 @@ def test_a_change_rolled_back_is_forgotten(db_session):
             ).usernames
         )
         same(db_session, MONDAY_10)
+
+
+def test_group_settings_follow_a_config_change(db_session):
+    """settings_for answers from the snapshot after a look in the same transaction, and a
+    config written after that look (same transaction, or another) is what it answers next."""
+    skills(db_session)
+    with time_machine.travel(MONDAY_10, tick=False):
+        engineer(db_session, "r_cfg", "network", {"network": 3}, at=NEAR)
+        set_group_config(db_session=db_session, code="network", mode="pool")
+        db_session.flush()
+
+        def look_then_settings():
+            roster.candidate_table(db_session=db_session, now=MONDAY_10, group_codes=GROUPS)
+            cached = roster.group_configs(db_session, ["network"])
+            assert cached is not None, "a look in this transaction lets the snapshot answer"
+            return settings_for(db_session, None, ["network"])
+
+        assert look_then_settings().mode == "pool"
+        set_group_config(
+            db_session=db_session, code="network", mode="auto", weights={"travel": 2.5}
+        )
+        db_session.flush()
+        # No look since the write: the table is read, not the snapshot.
+        assert roster.group_configs(db_session, ["network"]) is None
+        assert settings_for(db_session, None, ["network"]).mode == "auto"
+        settings = look_then_settings()
+        assert settings.mode == "auto"
+        assert settings.weights.travel == 2.5
+        # By name as well as by code, as the table is matched.
+        name = roster.group_configs(db_session, ["网络组"])
+        assert [code for code, _cfg in name] == ["network"]

@@ -76,8 +76,7 @@ def rank_task(
             f"work order {ticket.number or ticket.id} has no responsible group yet; triage it first",
         )
     job = job_of(db_session, ticket, task, data)
-    settings = settings_for(db_session, task, groups)
-    return rank_job(db_session, ticket, task, job, settings, groups, now=now, always=always)
+    return rank_job(db_session, ticket, task, job, None, groups, now=now, always=always)
 
 
 def rank_job(
@@ -85,14 +84,15 @@ def rank_job(
     ticket: Ticket,
     task: HumanTask | None,
     job: Job,
-    settings: Settings,
+    settings: Settings | None,
     groups: list[str],
     *,
     now: datetime,
     always: str | None = None,
 ) -> Recommendation:
     """Rank the engineers of ``groups`` for ``job`` from the roster snapshot; the one chosen
-    (the best, or the dispatcher's choice) is checked on exact counts."""
+    (the best, or the dispatcher's choice) is checked on exact counts. Without ``settings``,
+    the task's (settings_for, after the look: the snapshot holds the group configs)."""
     look = {
         "db_session": db_session,
         "now": now,
@@ -101,6 +101,8 @@ def rank_job(
         "device_no": job.device_no,
     }
     table = candidate_table(**look)
+    if settings is None:
+        settings = settings_for(db_session, task, groups)
     rec = rank_in(table, ticket, task, job, settings, now=now, always=always)
     chosen = [always] if always is not None else [b.username for b in rec.ranking.ranked[:1]]
     if chosen and not verify(db_session, table, chosen):

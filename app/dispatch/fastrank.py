@@ -86,26 +86,34 @@ def reason_codes(table: CandidateTable, job: Job) -> np.ndarray:
     return codes
 
 
-def travel_minutes(table: CandidateTable, job: Job, travel: StraightLineTravel) -> np.ndarray:
-    """scoring.StraightLineTravel.minutes from every engineer to the job (0 without a job
-    location; NaN for engineers without a position)."""
+def travel_minutes(
+    table: CandidateTable, job: Job, travel: StraightLineTravel, rows: np.ndarray
+) -> np.ndarray:
+    """scoring.StraightLineTravel.minutes from the engineers of ``rows`` to the job (0 without
+    a job location; NaN for engineers without a position)."""
     if job.lat is None or job.lng is None:
-        return np.zeros(len(table))
-    phi1, phi2 = np.radians(table.lat), np.radians(job.lat)
+        return np.zeros(len(rows))
+    phi1, phi2 = np.radians(table.lat[rows]), np.radians(job.lat)
     dphi = phi2 - phi1
-    dlmb = np.radians(job.lng - table.lng)
+    dlmb = np.radians(job.lng - table.lng[rows])
     a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
     km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a))) * travel.road_factor
     return km / travel.speed_kmh * 60.0
 
 
 def totals(
-    table: CandidateTable, job: Job, *, now: datetime, weights: Weights, travel: StraightLineTravel
+    table: CandidateTable,
+    job: Job,
+    rows: np.ndarray,
+    *,
+    now: datetime,
+    weights: Weights,
+    travel: StraightLineTravel,
 ) -> np.ndarray:
-    """scoring.score(...).total for every engineer (meaningful where eligible)."""
-    minutes = travel_minutes(table, job, travel)
-    load_units = table.open_jobs @ _LOAD
-    late = np.zeros(len(table))
+    """scoring.score(...).total for the engineers of ``rows`` (meaningful where eligible)."""
+    minutes = travel_minutes(table, job, travel, rows)
+    load_units = table.open_jobs[rows] @ _LOAD
+    late = np.zeros(len(rows))
     if job.deadline is not None:
         slack = (job.deadline - now).total_seconds() / 60.0 - weights.sla_margin_minutes
         late = np.maximum(0.0, minutes - slack)
@@ -113,11 +121,21 @@ def totals(
         weights.travel * minutes
         + weights.load * load_units
         + weights.sla_risk * late
-        + weights.fairness * table.minutes_today
+        + weights.fairness * table.minutes_today[rows]
     )
     if job.device_no is not None and job.device_no == table.device_no:
-        cost = cost + np.where(table.fixed_device, weights.familiarity, 0.0)
+        cost = cost + np.where(table.fixed_device[rows], weights.familiarity, 0.0)
     return cost
+
+
+def best_first(rows: np.ndarray, cost: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` rows of least cost in order, ties in row order (as a stable sort of all
+    would give them), without sorting all: every row tied with the keep-th is sorted too."""
+    if len(rows) > keep > 0:
+        limit = np.partition(cost, keep - 1)[keep - 1]
+        close = np.flatnonzero(cost <= limit)
+        rows, cost = rows[close], cost[close]
+    return rows[np.argsort(cost, kind="stable")][:keep]
 
 
 def rank_table(
@@ -144,10 +162,9 @@ def rank_table(
         )
     codes = reason_codes(table, job)
     eligible = np.flatnonzero(codes < 0)
-    cost = totals(table, job, now=now, weights=weights, travel=travel)[eligible]
-    # Rows are sorted by username, so a stable sort breaks ties by username as scoring does.
-    order = eligible[np.argsort(cost, kind="stable")]
-    shown = list(order[:keep_ranked])
+    cost = totals(table, job, eligible, now=now, weights=weights, travel=travel)
+    # Rows are sorted by username, so ties in row order are ties by username as scoring has them.
+    shown = list(best_first(eligible, cost, keep_ranked))
     excluded = np.flatnonzero(codes >= 0)
     listed = list(excluded[:keep_excluded])
     chosen = table.index(always) if always is not None else None

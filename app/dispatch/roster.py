@@ -26,12 +26,13 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import and_, bindparam, event, func, inspect, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.auth.models import Group, Skill, User, UserSkill, group_member
 from app.dispatch.models import (
     DEFAULT_CAPACITY,
     EngineerProfile,
+    GroupDispatchConfig,
     Leave,
     RosterVersion,
     WorkShift,
@@ -53,6 +54,7 @@ from app.tickets.models import Ticket
 from app.timeutil import UTCDateTime
 
 OVERLAP = timedelta(seconds=5)
+_SOURCE_NAMES = np.array(["none", "live", "checkin", "home"], dtype=object)
 MAX_GAPS = 10_000
 # Positions and check-ins say where engineers are, already minutes old by nature: decisions
 # within a second of each other share one look at them.
@@ -70,14 +72,20 @@ def changed(db_session: Session) -> None:
     db_session.execute(
         update(RosterVersion).where(RosterVersion.id == 1).values(token=uuid.uuid4().hex)
     )
+    snapshot = _snapshots.get(db_session.get_bind())
+    if snapshot is not None:
+        # Written in this transaction: group_configs may no longer answer from the snapshot.
+        snapshot.checked_in = None
 
 
 def _touches_roster(session: Session) -> bool:
     for obj in (*session.new, *session.deleted):
         if isinstance(obj, User | Group | UserSkill | EngineerProfile | WorkShift | Leave):
             return True
+        if isinstance(obj, GroupDispatchConfig):
+            return True
     for obj in session.dirty:
-        if isinstance(obj, Group | UserSkill | WorkShift | Leave):
+        if isinstance(obj, Group | UserSkill | WorkShift | Leave | GroupDispatchConfig):
             return True
         if isinstance(obj, User | EngineerProfile):
             watched = _USER_FIELDS if isinstance(obj, User) else None
@@ -162,6 +170,15 @@ class Watermark:
         self.gaps = {gap: at for gap, at in self.gaps.items() if now - at < OVERLAP}
 
 
+@dataclass(frozen=True)
+class GroupConfig:
+    """A group's dispatch config as the snapshot keeps it (GroupDispatchConfig's values)."""
+
+    mode: str
+    weights: dict
+    pool_wait_minutes: int
+
+
 @dataclass
 class Roster:
     token: str
@@ -179,6 +196,10 @@ class Roster:
     staffed: np.ndarray  # has any shift (without one: on shift at any time)
     shifts: np.ndarray  # (k, 4): row, weekday, start minute, end minute
     leave: np.ndarray  # (k, 3): row, start, end (epoch seconds)
+    # Every group's dispatch config: (code, name, config), by code.
+    configs: list[tuple[str, str, GroupConfig]] = field(default_factory=list)
+    # The transaction whose token matched this snapshot last (see group_configs).
+    checked_in: weakref.ref | None = None
     # What changes all day, brought up to date by Roster.refresh.
     pos: np.ndarray = field(init=False)  # (n, 3): lat, lng, at
     checkin: np.ndarray = field(init=False)  # (n, 4): lat, lng, at, id of today's latest
@@ -388,16 +409,10 @@ class Roster:
         checked = ~live & (checkin[:, 2] <= stamp)
         home_lat, home_lng = self.home_lat[rows], self.home_lng[rows]
         home = ~live & ~checked & ~np.isnan(home_lat) & ~np.isnan(home_lng)
-        lat = np.full(len(rows), np.nan)
-        lng = np.full(len(rows), np.nan)
-        sources = np.full(len(rows), "none", dtype=object)
-        for mask, lat_from, lng_from, source in (
-            (live, pos[:, 0], pos[:, 1], "live"),
-            (checked, checkin[:, 0], checkin[:, 1], "checkin"),
-            (home, home_lat, home_lng, "home"),
-        ):
-            lat[mask], lng[mask], sources[mask] = lat_from[mask], lng_from[mask], source
-        return lat, lng, sources
+        lat = np.where(live, pos[:, 0], np.where(checked, checkin[:, 0], _home(home, home_lat)))
+        lng = np.where(live, pos[:, 1], np.where(checked, checkin[:, 1], _home(home, home_lng)))
+        source = live * 1 + checked * 2 + home * 3
+        return lat, lng, _SOURCE_NAMES[source]
 
     def _on_shift(self, now: datetime) -> np.ndarray:
         local = now.astimezone(LOCAL)
@@ -419,6 +434,10 @@ class Roster:
         row, start, end = self.leave[:, 0], self.leave[:, 1], self.leave[:, 2]
         away[row[(start <= stamp) & (end > stamp)].astype(np.int64)] = True
         return away
+
+
+def _home(home: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.where(home, values, np.nan)
 
 
 def _load(db_session: Session, token: str, now: datetime) -> Roster:
@@ -489,6 +508,15 @@ def _load(db_session: Session, token: str, now: datetime) -> Roster:
         if user_id in by_id
     ]
     names = dict(connection.execute(select(Skill.code, Skill.name)).all())
+    config = GroupDispatchConfig.__table__.c
+    configs = [
+        (code, name, GroupConfig(mode, dict(weights or {}), wait))
+        for code, name, mode, weights, wait in connection.execute(
+            select(Group.code, Group.name, config.mode, config.weights, config.pool_wait_minutes)
+            .join(Group.__table__, Group.__table__.c.id == config.group_id)
+            .order_by(Group.code)
+        )
+    ]
     return Roster(
         token=token,
         user_ids=np.array(user_ids, dtype=np.int64),
@@ -505,6 +533,7 @@ def _load(db_session: Session, token: str, now: datetime) -> Roster:
         staffed=staffed,
         shifts=shift_array,
         leave=np.array(leave, dtype=float).reshape(len(leave), 3),
+        configs=configs,
     )
 
 
@@ -534,6 +563,7 @@ def candidate_table(
             roster = _load(db_session, token, now)
             _snapshots[bind] = roster
             events = None
+        roster.checked_in = weakref.ref(_transaction(db_session))
         roster.refresh(db_session, now, events)
         if reload_open:
             roster.reload_open(db_session)
@@ -544,6 +574,25 @@ def candidate_table(
             device_no=device_no,
             fixed=fixed,
         )
+
+
+def group_configs(db_session: Session, names: list[str]) -> list[tuple[str, GroupConfig]] | None:
+    """(group code, config) of the named groups (by code or name) that have one, by code, as
+    work.group_configs reads them, from the snapshot when a look in this same transaction found
+    its token current; None when none did (the caller reads the table)."""
+    roster = _snapshots.get(db_session.get_bind())
+    transaction = _transaction(db_session)
+    if roster is None or transaction is None or roster.checked_in is None:
+        return None
+    if roster.checked_in() is not transaction:
+        return None
+    wanted = set(names)
+    return [(code, cfg) for code, name, cfg in roster.configs if code in wanted or name in wanted]
+
+
+def _transaction(db_session: Session | scoped_session):
+    session = db_session() if isinstance(db_session, scoped_session) else db_session
+    return session.get_transaction()
 
 
 def _token_and_events(db_session: Session, events: Watermark | None) -> tuple[str, list]:

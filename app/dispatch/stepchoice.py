@@ -23,7 +23,7 @@ from app.audit.service import record
 from app.auth.models import User
 from app.auth.service import find_user
 from app.dispatch.decisions import Recommendation, rank_job, save_decision
-from app.dispatch.work import groups_of, job_of, process_data, settings_for
+from app.dispatch.work import groups_of, job_of, process_data
 from app.engine.models import HumanTask
 from app.errors import InvalidInput
 from app.forms.validation import fields, validate
@@ -73,8 +73,7 @@ def rank_step(
     hours = data.get("sla_hours")
     if job.deadline is None and isinstance(hours, int | float) and not isinstance(hours, bool):
         job = replace(job, deadline=now + timedelta(hours=float(hours)))
-    settings = settings_for(db_session, None, groups)
-    return rank_job(db_session, ticket, None, job, settings, groups, now=now, always=always)
+    return rank_job(db_session, ticket, None, job, None, groups, now=now, always=always)
 
 
 @dataclass

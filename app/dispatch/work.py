@@ -11,12 +11,12 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.auth.models import Group, User
+from app.dispatch import roster
 from app.dispatch.models import DEFAULT_POOL_WAIT_MINUTES, MODES, GroupDispatchConfig
 from app.dispatch.scoring import PRIORITY_RANK, Job, Weights
 from app.engine import instance_data, last_assignment
 from app.engine.models import HumanTask, ProcessInstance, Timer
-from app.engine.queries import definition_of
-from app.engine.runtime import compiled
+from app.engine.queries import compiled_of
 from app.site.models import CheckIn
 from app.tickets.models import Device, Ticket
 
@@ -40,7 +40,7 @@ def weights_from(raw: dict | None) -> Weights:
 
 def task_properties(db_session: Session, task: HumanTask) -> dict:
     """The `camunda:properties` of the task's element in its definition version."""
-    found = compiled(definition_of(db_session, task.instance_id))
+    found = compiled_of(db_session, task.instance_id)
     for spec in (found.spec, *found.subprocess_specs.values()):
         task_spec = spec.task_specs.get(task.element_id)
         if task_spec is not None:
@@ -62,8 +62,11 @@ def group_configs(db_session: Session, names: list[str]) -> list[tuple[str, Grou
 
 def settings_for(db_session: Session, task: HumanTask | None, groups: list[str]) -> Settings:
     """The task's own `dispatch_mode` property wins; then the first of its groups (by code)
-    with a config; without either, a dispatcher chooses, with the default weights."""
-    configs = group_configs(db_session, groups)
+    with a config; without either, a dispatcher chooses, with the default weights. The configs
+    come from the roster snapshot when this transaction looked at it (roster.group_configs)."""
+    configs = roster.group_configs(db_session, groups)
+    if configs is None:
+        configs = group_configs(db_session, groups)
     config = configs[0][1] if configs else None
     mode = config.mode if config is not None else "dispatcher"
     if task is not None:
@@ -83,7 +86,11 @@ def process_data(db_session: Session, instance_id: int | None) -> dict:
     """The data of the work order's process as its latest task sees it (DMN results among it)."""
     if instance_id is None:
         return {}
-    instance = db_session.get(ProcessInstance, instance_id)
+    return data_of(db_session, db_session.get(ProcessInstance, instance_id))
+
+
+def data_of(db_session: Session, instance: ProcessInstance | None) -> dict:
+    """process_data of an instance already read."""
     if instance is None or instance.status != "running":
         return {}
     return instance_data(db_session=db_session, instance=instance)

@@ -5,6 +5,7 @@ from app.engine.assignment import (
     assignment,
     last_assignment,
     lock_task,
+    lock_task_and_instance,
     reassign_task,
 )
 from app.engine.queries import (
@@ -40,6 +41,7 @@ __all__ = [
     "last_assignment",
     "latest_definition",
     "lock_task",
+    "lock_task_and_instance",
     "move_timers",
     "open_tasks",
     "reassign_task",

@@ -10,14 +10,11 @@ from sqlalchemy.orm import Session, joinedload
 from app.engine.models import (
     HumanTask,
     HumanTaskCandidate,
-    ProcessDefinition,
     ProcessEvent,
     ProcessInstance,
 )
-from app.engine.queries import definition_of
-from app.engine.runtime import (
-    compiled,
-)
+from app.engine.queries import compiled_of
+from app.engine.runtime import Compiled
 from app.engine.signals import task_reassigned
 from app.errors import NotFound
 from app.timeutil import utcnow
@@ -39,15 +36,28 @@ def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
     Claims, transfers and completions of one task therefore happen one after another, and each
     sees what the one before it left (PostgreSQL; SQLite takes its write lock at BEGIN).
     """
+    return _lock(db_session, task_id, select(ProcessInstance.id))[0]
+
+
+def lock_task_and_instance(
+    *, db_session: Session, task_id: str
+) -> tuple[HumanTask, ProcessInstance]:
+    """lock_task, with the instance row it locked (read whole by the locking statement: a
+    caller that needs the process's data saves a query)."""
+    return _lock(db_session, task_id, select(ProcessInstance))
+
+
+def _lock(db_session: Session, task_id: str, what) -> tuple[HumanTask, object]:
     locked = db_session.scalar(
-        select(ProcessInstance.id)
-        .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
+        what.join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
         .where(HumanTask.id == task_id)
         .with_for_update(of=ProcessInstance)
+        .execution_options(populate_existing=True)
     )
     if locked is None:
         raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
-    return (
+    # Read after the lock is held: a statement that waited for it sees what its holder left.
+    task = (
         db_session.execute(
             select(HumanTask)
             .where(HumanTask.id == task_id)
@@ -57,6 +67,7 @@ def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
         .unique()
         .scalar_one()
     )
+    return task, locked
 
 
 def assignment(task: HumanTask) -> dict:
@@ -97,13 +108,13 @@ def reassign_task(
             HumanTaskCandidate(task_id=task.id, kind="group", value=group) for group in added
         ]
     after = assignment(task)
-    definition = definition_of(db_session, task.instance_id)
+    found = compiled_of(db_session, task.instance_id)
     db_session.add(
         ProcessEvent(
             instance_id=task.instance_id,
             ticket_id=task.ticket_id,
             element_id=task.element_id,
-            element_type=_element_type(definition, task.element_id),
+            element_type=_element_type(found, task.element_id),
             element_name=task.name,
             event_type=event_type,
             actor=actor,
@@ -132,9 +143,8 @@ def last_assignment(*, db_session: Session, task: HumanTask) -> ProcessEvent | N
     return next((event for event in events if (event.data or {}).get("task_id") == task.id), None)
 
 
-def _element_type(definition: ProcessDefinition, element_id: str) -> str | None:
+def _element_type(found: Compiled, element_id: str) -> str | None:
     """The spec class name, as the events written by engine steps carry it."""
-    found = compiled(definition)
     for spec in (found.spec, *found.subprocess_specs.values()):
         task_spec = spec.task_specs.get(element_id)
         if task_spec is not None:

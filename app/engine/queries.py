@@ -17,6 +17,8 @@ from app.engine.models import (
     Timer,
 )
 from app.engine.runtime import (
+    Compiled,
+    cached_compiled,
     compiled,
     load_workflow,
 )
@@ -94,7 +96,7 @@ def task_form(*, db_session: Session, task: HumanTask) -> dict | None:
     """The form-js schema of the task's form, as deployed with its definition version."""
     if not task.form_key:
         return None
-    return compiled(definition_of(db_session, task.instance_id)).forms.get(task.form_key)
+    return compiled_of(db_session, task.instance_id).forms.get(task.form_key)
 
 
 def history(*, db_session: Session, instance_id: int) -> list[ProcessEvent]:
@@ -156,3 +158,25 @@ def definition_of(db_session: Session, instance_id: int) -> ProcessDefinition:
         .join(ProcessInstance, ProcessInstance.definition_id == ProcessDefinition.id)
         .where(ProcessInstance.id == instance_id)
     ).scalar_one()
+
+
+# instance id -> content hash of the definition version it runs. An instance never changes
+# version and versions are immutable, so an entry is never stale; the cache only saves the
+# query (a dispatch decision asked it twice). Bounded: the oldest half goes when it is full.
+_VERSION_OF: dict[int, str] = {}
+_VERSION_OF_MAX = 20_000
+
+
+def compiled_of(db_session: Session, instance_id: int) -> Compiled:
+    """The compiled definition version an instance runs (see runtime.compiled)."""
+    content_hash = _VERSION_OF.get(instance_id)
+    if content_hash is not None:
+        found = cached_compiled(content_hash)
+        if found is not None:
+            return found
+    definition = definition_of(db_session, instance_id)
+    if len(_VERSION_OF) >= _VERSION_OF_MAX:
+        for key in list(_VERSION_OF)[: _VERSION_OF_MAX // 2]:
+            del _VERSION_OF[key]
+    _VERSION_OF[instance_id] = definition.content_hash
+    return compiled(definition)

@@ -89,6 +89,11 @@ def compiled(definition: ProcessDefinition) -> Compiled:
     return cached
 
 
+def cached_compiled(content_hash: str) -> Compiled | None:
+    """The compiled definition version of that content hash, if this process restored it."""
+    return _COMPILED.get(content_hash)
+
+
 def specs_of(definition: ProcessDefinition):
     found = compiled(definition)
     return found.spec, found.subprocess_specs
