@@ -167,7 +167,11 @@ def dispatch_to(
     decided_by: str | None,
     reason: str | None = None,
 ) -> DispatchDecision:
-    """Give the (locked) task to ``username`` as a dispatch, and store the decision."""
+    """Give the (locked) task to ``username`` as a dispatch, and store the decision (added
+    first: the assignment's flush writes both)."""
+    decision = save_decision(
+        db_session, rec, task, mode=mode, chosen=username, decided_by=decided_by, reason=reason
+    )
     reassign_task(
         db_session=db_session,
         task=task,
@@ -176,6 +180,4 @@ def dispatch_to(
         reason=reason,
         actor=decided_by,
     )
-    return save_decision(
-        db_session, rec, task, mode=mode, chosen=username, decided_by=decided_by, reason=reason
-    )
+    return decision
