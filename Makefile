@@ -43,7 +43,9 @@ designer: app/static/dist/.vite/manifest.json
 designer/node_modules/.package-lock.json: designer/package-lock.json
 	npm ci --prefix designer --no-audit --no-fund
 
-app/static/dist/.vite/manifest.json: designer/node_modules/.package-lock.json designer/vite.config.js $(wildcard designer/src/*/*.js)
+DESIGNER_SOURCES := designer/vite.config.js designer/.bpmnlintrc $(wildcard designer/src/*/*.js designer/src/*/*.css designer/build/*.js designer/bpmnlint-plugin-paidan/*.js designer/bpmnlint-plugin-paidan/*/*.js)
+
+app/static/dist/.vite/manifest.json: designer/node_modules/.package-lock.json $(DESIGNER_SOURCES)
 	npm run build --prefix designer
 
 translations: install

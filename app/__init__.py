@@ -42,6 +42,8 @@ def create_app(config: dict | None = None) -> Flask:
     from app.auth.org_api import departments_blp, groups_blp, skills_blp, users_blp
     from app.auth.views import bp as auth_pages_bp
     from app.cli import register_cli
+    from app.designer.api import blp as designer_blp
+    from app.designer.views import bp as designer_pages_bp
     from app.dispatch.api import blp as dispatch_blp
     from app.dispatch.roster import watch as watch_roster
     from app.dispatch.views import bp as dispatch_pages_bp
@@ -54,6 +56,8 @@ def create_app(config: dict | None = None) -> Flask:
     from app.rules.helpers import register_builtin_helpers
     from app.site.views import bp as site_bp
     from app.sla import receivers as sla_receivers  # noqa: F401 - connects the SLA hooks
+    from app.sla.api import blp as sla_blp
+    from app.sla.views import bp as sla_pages_bp
     from app.tickets.api import blp as tickets_blp
     from app.tickets.views import bp as ticket_pages_bp
     from app.views import bp as pages_bp
@@ -78,6 +82,8 @@ def create_app(config: dict | None = None) -> Flask:
         audit_blp,
         dispatch_blp,
         notifications_blp,
+        sla_blp,
+        designer_blp,
     ):
         api.register_blueprint(blueprint)
     init_i18n(app)
@@ -89,6 +95,8 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(page_blueprint)
     app.register_blueprint(attachment_pages_bp)
     app.register_blueprint(notify_pages_bp)
+    app.register_blueprint(sla_pages_bp)
+    app.register_blueprint(designer_pages_bp)
     init_csrf(app)
     install_error_handlers(app)
     register_cli(app)

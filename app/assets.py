@@ -34,12 +34,25 @@ def vite_tags(*entries: str) -> Markup:
     seen: set[str] = set()
     for name in entries:
         chunk = chunks[f"src/pages/{name}.js"]
-        for css in chunk.get("css", []):
+        for css in _css_of(chunks, f"src/pages/{name}.js", set()):
             if css not in seen:
                 seen.add(css)
                 tags.append(f'<link rel="stylesheet" href="/static/dist/{escape(css)}">')
         tags.append(f'<script type="module" src="/static/dist/{escape(chunk["file"])}"></script>')
     return Markup("\n".join(tags))
+
+
+def _css_of(chunks: dict, key: str, visited: set[str]) -> list[str]:
+    """The CSS of a chunk and of every chunk it imports: entries that share modules (bpmn-js
+    in the diagram viewer and the designer) get their CSS split into the shared chunks."""
+    if key in visited:
+        return []
+    visited.add(key)
+    css: list[str] = []
+    for imported in chunks[key].get("imports", []):
+        css.extend(_css_of(chunks, imported, visited))
+    css.extend(chunks[key].get("css", []))
+    return css
 
 
 def init_assets(app: Flask) -> None:

@@ -4,6 +4,20 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Packages with their own translation catalog (app/<area>/translations), beside app's own;
+# scripts/i18n.py extracts and compiles the same list.
+TRANSLATION_AREAS = (
+    "portal",
+    "inbox",
+    "tickets",
+    "site",
+    "attachments",
+    "reports",
+    "dispatch",
+    "notify",
+    "sla",
+    "designer",
+)
 
 
 def _bool(value: str) -> bool:
@@ -100,18 +114,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     config["BABEL_DEFAULT_LOCALE"] = "zh"
     config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
     config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
-        str(PROJECT_ROOT / "app" / area / "translations")
-        for area in (
-            "",
-            "portal",
-            "inbox",
-            "tickets",
-            "site",
-            "attachments",
-            "reports",
-            "dispatch",
-            "notify",
-        )
+        str(PROJECT_ROOT / "app" / area / "translations") for area in ("", *TRANSLATION_AREAS)
     )
     config["JSON_AS_ASCII"] = False
     config.update(

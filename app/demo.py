@@ -19,6 +19,8 @@ from app.extensions import db
 from app.portal.service import rate_ticket
 from app.reports.service_report import refresh_report
 from app.site.service import check_in
+from app.sla.calendars_service import ensure_default_calendars
+from app.sla.policies import create_policy
 from app.tickets.contributions import add_note
 from app.tickets.models import Device
 from app.tickets.service import create_ticket
@@ -179,6 +181,39 @@ def demo_photo(colour: str) -> io.BytesIO:
     return buffer
 
 
+# SLA policies of the demo, first match wins: urgent work round the clock, field repair paused
+# while spare parts are requested, everything else on the standard working week.
+DEMO_POLICIES = (
+    (
+        "紧急故障（全天候）",
+        "24x7",
+        {"priority": "P1", "response_minutes": 30, "resolution_minutes": 240},
+    ),
+    (
+        "设备现场维修",
+        "standard",
+        {
+            "process_key": "equipment_repair",
+            "response_minutes": 120,
+            "resolution_minutes": 960,
+            "pause_on": ["备件申领"],
+        },
+    ),
+    ("IT 服务台（默认）", "standard", {"response_minutes": 60, "resolution_minutes": 480}),
+)
+
+
+def seed_sla(session) -> None:
+    """The standard and 24×7 calendars and the demo's SLA policies."""
+    calendars = ensure_default_calendars(session)
+    for name, calendar, values in DEMO_POLICIES:
+        create_policy(
+            db_session=session,
+            values={"name": name, "calendar_id": calendars[calendar].id, **values},
+            actor="admin",
+        )
+
+
 def seed_demo(app: Flask) -> str:
     session = db.session
     for code, name, parent in DEPARTMENTS:
@@ -220,6 +255,7 @@ def seed_demo(app: Flask) -> str:
     deploy_shipped(app, actor="admin")
     # Before the work orders, so that the network group's are dispatched as they arrive.
     profiles = seed_dispatch(db_session=session, now=utcnow())
+    seed_sla(session)
 
     def ticket(requester, title, description, key="it_service", **fields):
         return create_ticket(

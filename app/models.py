@@ -12,6 +12,7 @@ from app.auth.models import (
     UserSkill,
     group_member,
 )
+from app.designer.models import ProcessDraft
 from app.dispatch.models import (
     DispatchDecision,
     EngineerProfile,
@@ -57,6 +58,7 @@ __all__ = [
     "Notification",
     "OutboxMessage",
     "ProcessDefinition",
+    "ProcessDraft",
     "ProcessEvent",
     "ProcessInstance",
     "Satisfaction",

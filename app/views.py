@@ -66,6 +66,15 @@ def nav_items() -> list[NavItem]:
         items.append(NavItem("tickets", "/tickets", _("Work orders")))
     if user.role in ("admin", "dispatcher"):
         items.append(NavItem("overview", url_for("pages.overview"), _("Overview")))
+        # The SLA pages and their words belong to app.sla.
+        from app.sla.views import sla_label
+
+        items.append(NavItem("sla", "/sla", sla_label()))
+    if user.role == "admin":
+        # The designer's pages and their words belong to app.designer.
+        from app.designer.views import designer_label
+
+        items.append(NavItem("designer", "/designer", designer_label()))
     if user.role in STAFF:
         items.append(NavItem("devices", "/devices", _("Devices")))
     if user.role != "finance":

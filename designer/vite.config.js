@@ -3,10 +3,14 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'vite';
 
+import bpmnlintConfig from './build/bpmnlint-config.js';
+
 const entry = (name) => resolve(import.meta.dirname, 'src/pages', `${name}.js`);
 
 export default defineConfig({
   base: '/static/dist/',
+  // designer/.bpmnlintrc packed into the bundle as `virtual:bpmnlint-config`
+  plugins: [bpmnlintConfig({ root: import.meta.dirname })],
   build: {
     outDir: resolve(import.meta.dirname, '../app/static/dist'),
     emptyOutDir: true,
@@ -20,6 +24,8 @@ export default defineConfig({
         diagram: entry('diagram'),
         site: entry('site'),
         position: entry('position'),
+        designer: entry('designer'),
+        designer_instances: entry('designer_instances'),
       },
     },
   },

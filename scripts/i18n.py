@@ -26,7 +26,11 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app"
-AREAS = ("portal", "inbox", "tickets", "site", "attachments", "reports", "dispatch", "notify")
+sys.path.insert(0, str(ROOT))
+
+from app.config import TRANSLATION_AREAS  # noqa: E402
+
+AREAS = TRANSLATION_AREAS
 LOCALE = "zh"
 METHODS = [
     ("**/static/**", "ignore"),

@@ -13,7 +13,21 @@ from app.extensions import db
 
 SKIPPED_LINKS = ("/logout", "/lang/", "/static/", "/api/", "/attachments/")
 # Words a Chinese page may show as they are: product and format names, the language's own name.
-KEPT_IN_ENGLISH = {"SLA", "PDF", "QR", "API", "OpenAPI", "BPMN", "English", "MB", "KB", "CSAT"}
+KEPT_IN_ENGLISH = {
+    "SLA",
+    "PDF",
+    "QR",
+    "API",
+    "OpenAPI",
+    "BPMN",
+    "English",
+    "MB",
+    "KB",
+    "CSAT",
+    "CSV",
+    "GBK",
+    "Excel",
+}
 # Han characters, and the Chinese punctuation ("、", "：", "（") that no English page uses.
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+")

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from app.auth.models import User
 from app.engine.models import HumanTask, ProcessDefinition
 from app.extensions import db
+from app.sla.sla_models import SlaClock, SlaPolicy
 from app.tickets.models import Ticket
 
 
@@ -107,6 +108,16 @@ def test_seed_demo_builds_a_living_company_once(new_database):
             select(func.count()).select_from(HumanTask).where(HumanTask.status == "open")
         )
         assert open_tasks == 8
+        # Every open work order runs its SLA clocks under the demo's policies.
+        clocks = db.session.execute(
+            select(Ticket.title, SlaPolicy.name, SlaClock.kind)
+            .join(SlaClock, SlaClock.ticket_id == Ticket.id)
+            .join(SlaPolicy, SlaPolicy.id == SlaClock.policy_id)
+        ).all()
+        by_title = {(title, kind): name for title, name, kind in clocks}
+        # P1: the urgent policy comes first and wins over the field-repair one.
+        assert by_title[("UPS 电源告警", "resolution")] == "紧急故障（全天候）"
+        assert by_title[("无法连接公司 VPN", "resolution")] == "IT 服务台（默认）"
         db.session.remove()
 
     again = run(app, "seed-demo")

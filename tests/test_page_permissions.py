@@ -82,6 +82,10 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_back(pages, world, app):
             .replace("<device_no>", "DEV-T-2")
             .replace("<process_key>", "it_service")
             .replace("<code>", "en")
+            .replace("<int:calendar_id>", "1")
+            .replace("<int:policy_id>", "1")
+            .replace("<int:day_id>", "1")
+            .replace("<int(max=2147483647):version>", "1")
         )
         if "GET" in rule.methods:
             answer = anonymous.get(url)

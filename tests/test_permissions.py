@@ -25,6 +25,8 @@ from app.audit.models import AuditEntry
 from app.auth.models import Department, Group, Skill, User
 from app.auth.tokens import issue_system_token
 from app.notify.service import notify
+from app.sla.calendars_service import add_day, ensure_default_calendars
+from app.sla.policies import create_policy
 from tests.conftest import PASSWORD
 from tests.flows import Flow
 
@@ -132,6 +134,37 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     "GET /api/v1/notifications": EVERYONE,
     "POST /api/v1/notifications/read-all": EVERYONE,
     "POST /api/v1/notifications/{notification_id}/read": rule(HIDDEN, handler=OK),
+    # SLA calendars and policies: admins configure them, dispatchers read them
+    "GET /api/v1/sla/calendars": STAFF_READ,
+    "POST /api/v1/sla/calendars": ADMIN_ONLY,
+    "GET /api/v1/sla/calendars/{calendar_id}": ORG_ITEM,
+    "PATCH /api/v1/sla/calendars/{calendar_id}": ADMIN_ONLY,
+    "GET /api/v1/sla/calendars/{calendar_id}/days": ORG_ITEM,
+    "POST /api/v1/sla/calendars/{calendar_id}/days": ADMIN_ONLY,
+    "DELETE /api/v1/sla/calendars/{calendar_id}/days/{day_id}": ADMIN_ONLY,
+    "POST /api/v1/sla/calendars/{calendar_id}/days/import": ADMIN_ONLY,
+    "GET /api/v1/sla/policies": STAFF_READ,
+    "POST /api/v1/sla/policies": ADMIN_ONLY,
+    "PUT /api/v1/sla/policies/order": ADMIN_ONLY,
+    "GET /api/v1/sla/policies/match": STAFF_READ,
+    "GET /api/v1/sla/policies/{policy_id}": ORG_ITEM,
+    "PATCH /api/v1/sla/policies/{policy_id}": ADMIN_ONLY,
+    "DELETE /api/v1/sla/policies/{policy_id}": ADMIN_ONLY,
+    # the process designer: admins only, every route
+    "GET /api/v1/designer/processes": ADMIN_ONLY,
+    "POST /api/v1/designer/processes": ADMIN_ONLY,
+    "POST /api/v1/designer/processes/{key}/duplicate": ADMIN_ONLY,
+    "GET /api/v1/designer/processes/{key}/draft": ADMIN_ONLY,
+    "PUT /api/v1/designer/processes/{key}/draft": ADMIN_ONLY,
+    "DELETE /api/v1/designer/processes/{key}/draft": ADMIN_ONLY,
+    "GET /api/v1/designer/processes/{key}/draft/bpmn": ADMIN_ONLY,
+    "POST /api/v1/designer/processes/{key}/validate": ADMIN_ONLY,
+    "GET /api/v1/designer/processes/{key}/diff": ADMIN_ONLY,
+    "POST /api/v1/designer/processes/{key}/deploy": ADMIN_ONLY,
+    "GET /api/v1/designer/processes/{key}/versions/{version}/bpmn": ADMIN_ONLY,
+    "GET /api/v1/designer/processes/{key}/versions/{version}/waiting": ADMIN_ONLY,
+    "GET /api/v1/designer/lookups": ADMIN_ONLY,
+    "POST /api/v1/designer/decisions/try": ADMIN_ONLY,
 }
 
 
@@ -166,6 +199,21 @@ def world(app, db_session):
         title=("工单即将超时", "Work order nearly due"),
         ticket_id=flow.ticket.id,
     ).notifications
+    calendars = ensure_default_calendars(db_session)
+    standard = calendars["standard"]
+    closure = add_day(
+        db_session=db_session, calendar_id=standard.id, day="2027-03-15", kind="closure"
+    )
+    # Round the clock, so that work orders created by the calls never need a year's holidays.
+    policy = create_policy(
+        db_session=db_session,
+        values={
+            "name": "全部",
+            "response_minutes": 60,
+            "resolution_minutes": 480,
+            "calendar_id": calendars["24x7"].id,
+        },
+    )
     db_session.commit()
     tokens = app.extensions["test_tokens"]
     params = {
@@ -183,6 +231,9 @@ def world(app, db_session):
         "code": "network",
         "username": "net1",
         "notification_id": note.id,
+        "calendar_id": standard.id,
+        "day_id": closure.id,
+        "policy_id": policy.id,
     }
     return {"tokens": tokens, "params": params}
 

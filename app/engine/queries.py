@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import weakref
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, scoped_session, selectinload
 from sqlalchemy.orm.util import identity_key
 
 from app.engine.models import (
@@ -160,23 +161,41 @@ def definition_of(db_session: Session, instance_id: int) -> ProcessDefinition:
     ).scalar_one()
 
 
-# instance id -> content hash of the definition version it runs. An instance never changes
-# version and versions are immutable, so an entry is never stale; the cache only saves the
-# query (a dispatch decision asked it twice). Bounded: the oldest half goes when it is full.
-_VERSION_OF: dict[int, str] = {}
+# (database, instance id) -> content hash of the definition version the instance runs. An
+# instance never changes version and versions are immutable; PostgreSQL never hands out an id
+# twice, so there an entry is never stale and lives as long as the process (bounded: the oldest
+# half goes when it is full). SQLite gives a rolled-back id again, so there the cache lives for
+# one transaction (or savepoint) only; a dispatch decision still asks once instead of twice.
+_VERSION_OF: dict[tuple[str, int], str] = {}
 _VERSION_OF_MAX = 20_000
+_TRANSACTION_CACHE = "paidan.compiled_of"
 
 
 def compiled_of(db_session: Session, instance_id: int) -> Compiled:
     """The compiled definition version an instance runs (see runtime.compiled)."""
-    content_hash = _VERSION_OF.get(instance_id)
-    if content_hash is not None:
-        found = cached_compiled(content_hash)
-        if found is not None:
-            return found
+    cache, key = _version_cache(db_session, instance_id)
+    content_hash = cache.get(key)
+    found = cached_compiled(content_hash) if content_hash is not None else None
+    if found is not None:
+        return found
     definition = definition_of(db_session, instance_id)
-    if len(_VERSION_OF) >= _VERSION_OF_MAX:
-        for key in list(_VERSION_OF)[: _VERSION_OF_MAX // 2]:
-            del _VERSION_OF[key]
-    _VERSION_OF[instance_id] = definition.content_hash
+    cache, key = _version_cache(db_session, instance_id)  # the transaction has begun now
+    if len(cache) >= _VERSION_OF_MAX:
+        for old in list(cache)[: _VERSION_OF_MAX // 2]:
+            del cache[old]
+    cache[key] = definition.content_hash
     return compiled(definition)
+
+
+def _version_cache(db_session: Session, instance_id: int) -> tuple[dict, tuple]:
+    bind = db_session.get_bind()
+    if bind.dialect.name == "postgresql":
+        return _VERSION_OF, (bind.engine.url.render_as_string(), instance_id)
+    session = db_session() if isinstance(db_session, scoped_session) else db_session
+    # The innermost: a savepoint rolled back gives its ids again too.
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    held = session.info.get(_TRANSACTION_CACHE)
+    if held is None or held[0]() is not transaction:
+        held = (weakref.ref(transaction) if transaction is not None else lambda: None, {})
+        session.info[_TRANSACTION_CACHE] = held
+    return held[1], ("", instance_id)

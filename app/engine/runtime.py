@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -21,8 +22,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
 from app.engine.models import (
@@ -169,6 +172,11 @@ def open_step(db_session: Session, instance_id: int, actor: str | None) -> Step:
         raise NotFound(
             f"流程实例 {instance_id} 不存在", f"process instance {instance_id} not found"
         )
+    return load_step(instance, actor)
+
+
+def load_step(instance: ProcessInstance, actor: str | None) -> Step:
+    """A step of an instance whose row this transaction has locked and read."""
     check_format(instance)  # also for a cached workflow: the row may have another format
     workflow = WORKFLOWS.take(instance) or _restore(instance)
     before = {task.id: task.state for task in workflow.tasks.values()}
@@ -203,15 +211,169 @@ def save_step(db_session: Session, step: Step, *, now: datetime | None = None) -
     """Write state, projections and events of the step; the caller commits."""
     now = now or utcnow()
     instance, workflow = step.instance, step.workflow
+    finishing = workflow.is_completed() and instance.status == "running"
     instance.state = dump_state(workflow)
     instance.state_format = STATE_FORMAT
     instance.updated_at = now
-    if workflow.is_completed() and instance.status == "running":
+    if finishing:
         instance.status = "completed"
         instance.ended_at = now
     db_session.flush()  # assigns the id of a new instance; checks the version of an old one
     WORKFLOWS.keep(instance.id, instance.state, workflow)
+    writes = StepWrites()
+    stepped = plan_step(step, now, writes, finishing=finishing)
+    writes.execute(db_session)
+    stepped.send(db_session)
 
+
+def save_steps(
+    db_session: Session, steps: list[Step], *, now: datetime
+) -> list[tuple[Step, Exception]]:
+    """Save a batch of steps of loaded (and locked) instances: one round trip per statement
+    for the whole batch, then the signal of each step in order; the caller commits.
+
+    A step whose projections cannot be worked out (an expression of a task that opened) is
+    left unsaved and returned with its error. An error while writing, or in a receiver,
+    propagates with part of the batch written: the caller rolls the transaction back.
+    """
+    writes, failed = StepWrites(), []
+    saved: list[tuple[Step, dict, Stepped]] = []
+    for step in steps:
+        instance, workflow = step.instance, step.workflow
+        try:
+            finishing = workflow.is_completed() and instance.status == "running"
+            values = {
+                "b_id": instance.id,
+                "b_version": instance.version,
+                "state": dump_state(workflow),
+                "state_format": STATE_FORMAT,
+                "updated_at": now,
+                "status": "completed" if finishing else instance.status,
+                "ended_at": now if finishing else instance.ended_at,
+                "version": instance.version + 1,
+            }
+            own = StepWrites()
+            stepped = plan_step(step, now, own, finishing=finishing)
+        except Exception as exc:
+            failed.append((step, exc))
+            continue
+        writes.extend(own)
+        saved.append((step, values, stepped))
+    if saved:
+        result = db_session.execute(_UPDATE_INSTANCE, [values for _, values, _ in saved])
+        if result.rowcount != len(saved):
+            # Never on PostgreSQL, where the rows are locked; kept as the version check.
+            raise StaleDataError(
+                f"{len(saved) - result.rowcount} of {len(saved)} process instances were "
+                "changed by another transaction"
+            )
+        for step, values, _ in saved:
+            for key in ("state", "state_format", "updated_at", "status", "ended_at", "version"):
+                set_committed_value(step.instance, key, values[key])
+            WORKFLOWS.keep(step.instance.id, values["state"], step.workflow)
+    writes.execute(db_session)
+    for _, _, stepped in saved:
+        stepped.send(db_session)
+    return failed
+
+
+_INSTANCES = ProcessInstance.__table__
+_UPDATE_INSTANCE = (
+    _INSTANCES.update()
+    .where(_INSTANCES.c.id == bindparam("b_id"), _INSTANCES.c.version == bindparam("b_version"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("state", "state_format", "updated_at", "status", "ended_at", "version")
+        }
+    )
+)
+
+
+@dataclass
+class Stepped:
+    """What the instance_stepped signal of one saved step says."""
+
+    instance: ProcessInstance
+    waiting_on: list[str]
+    completed: int
+
+    def send(self, db_session: Session) -> None:
+        instance_stepped.send(
+            self.instance,
+            db_session=db_session,
+            waiting_on=self.waiting_on,
+            completed=self.completed,
+        )
+
+
+@dataclass
+class StepWrites:
+    """The rows that saving steps writes besides the instance row, statement by statement, so
+    that a batch of steps costs one round trip per statement. Executed in this order."""
+
+    completed_tasks: list[dict] = field(default_factory=list)
+    cancelled_tasks: list[dict] = field(default_factory=list)
+    tasks: list[dict] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)
+    gone_timers: list[dict] = field(default_factory=list)
+    gone_subscriptions: list[dict] = field(default_factory=list)
+    timers: list[dict] = field(default_factory=list)
+    subscriptions: list[MessageSubscription] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+    def extend(self, other: StepWrites) -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name).extend(getattr(other, name))
+
+    def execute(self, db_session: Session) -> None:
+        closed = [row["b_id"] for row in self.completed_tasks + self.cancelled_tasks]
+        for statement, rows in (
+            (_COMPLETE_TASK, self.completed_tasks),
+            (_CANCEL_TASK, self.cancelled_tasks),
+            (_bulk(HumanTask), self.tasks),
+            (_bulk(HumanTaskCandidate), self.candidates),
+            (_DELETE_TIMER, self.gone_timers),
+            (_DELETE_SUBSCRIPTION, self.gone_subscriptions),
+            (_bulk(Timer), self.timers),
+        ):
+            if rows:
+                db_session.execute(statement, rows)
+        expire_loaded(db_session, HumanTask, closed)
+        if self.timers:
+            announce_timers(db_session, min(row["due_at"] for row in self.timers))
+        for subscription in self.subscriptions:
+            db_session.merge(subscription)
+        if self.events:
+            db_session.execute(_bulk(ProcessEvent), self.events)
+
+
+_TASKS, _TIMERS = HumanTask.__table__, Timer.__table__
+_SUBSCRIPTIONS = MessageSubscription.__table__
+_COMPLETE_TASK = (
+    _TASKS.update()
+    .where(_TASKS.c.id == bindparam("b_id"))
+    .values(status="completed", ended_at=bindparam("b_at"), completed_by=bindparam("b_actor"))
+)
+_CANCEL_TASK = (
+    _TASKS.update()
+    .where(_TASKS.c.id == bindparam("b_id"))
+    .values(status="cancelled", ended_at=bindparam("b_at"))
+)
+# By instance first: timer.task_id has no index, timer.instance_id has.
+_DELETE_TIMER = _TIMERS.delete().where(
+    _TIMERS.c.instance_id == bindparam("b_instance"), _TIMERS.c.task_id == bindparam("b_task")
+)
+_DELETE_SUBSCRIPTION = _SUBSCRIPTIONS.delete().where(
+    _SUBSCRIPTIONS.c.instance_id == bindparam("b_instance"),
+    _SUBSCRIPTIONS.c.message_name == bindparam("b_name"),
+)
+
+
+def plan_step(step: Step, now: datetime, writes: StepWrites, *, finishing: bool) -> Stepped:
+    """Add the projection rows and events of a step to ``writes`` (no database access);
+    ``finishing``: the step completes the instance."""
+    instance, workflow = step.instance, step.workflow
     events: list[dict] = []
     if not step.before:  # a new instance
         data = json.loads(json.dumps(step.start_data, default=str))
@@ -248,25 +410,24 @@ def save_step(db_session: Session, step: Step, *, now: datetime | None = None) -
         if event_type:
             events.append(_event_row(step, task, event_type, now))
 
-    _close_tasks(db_session, closed_tasks, step.actor, now)
-    _open_tasks(db_session, step, opened, now)
-    _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits)
-    if instance.status == "completed" and instance.ended_at == now:
+    _close_tasks(writes, closed_tasks, step.actor, now)
+    _open_tasks(writes, step, opened, now)
+    _refresh_waits(writes, instance, new_timers, new_messages, gone_waits)
+    if finishing:
         events.append(_process_event(instance, "process_completed", step.actor, now))
-    if events:
-        db_session.execute(_bulk(ProcessEvent), events)
+    writes.events += events
     completed = sum(1 for status in closed_tasks.values() if status == "completed")
     waiting_on = [
         task.task_spec.bpmn_name or task.task_spec.bpmn_id
         for task in workflow.get_tasks(state=TaskState.READY, manual=True)
     ]
-    instance_stepped.send(
-        instance, db_session=db_session, waiting_on=waiting_on, completed=completed
-    )
+    return Stepped(instance, waiting_on, completed)
 
 
+@cache
 def _bulk(model):
-    # Core inserts on the hot path: the ORM's bulk path costs more than the statement itself.
+    # Core inserts on the hot path: the ORM's bulk path costs more than the statement itself,
+    # and building the statement every time costs about as much as running it.
     return model.__table__.insert()
 
 
@@ -332,20 +493,16 @@ def expire_loaded(db_session: Session, model, ids) -> None:
             db_session.expire(loaded)
 
 
-def _close_tasks(db_session: Session, closed: dict[str, str], actor, now) -> None:
-    for status in ("completed", "cancelled"):
-        ids = [task_id for task_id, s in closed.items() if s == status]
-        if ids:
-            values = {"status": status, "ended_at": now}
-            if status == "completed":
-                values["completed_by"] = actor
-            table = HumanTask.__table__
-            db_session.execute(table.update().where(table.c.id.in_(ids)).values(**values))
-            expire_loaded(db_session, HumanTask, ids)
+def _close_tasks(writes: StepWrites, closed: dict[str, str], actor, now) -> None:
+    for task_id, status in closed.items():
+        if status == "completed":
+            writes.completed_tasks.append({"b_id": task_id, "b_at": now, "b_actor": actor})
+        else:
+            writes.cancelled_tasks.append({"b_id": task_id, "b_at": now})
 
 
-def _open_tasks(db_session: Session, step: Step, opened: list, now: datetime) -> None:
-    """Insert the human_task rows (and their candidates) of the user tasks that became ready."""
+def _open_tasks(writes: StepWrites, step: Step, opened: list, now: datetime) -> None:
+    """The human_task rows (and their candidates) of the user tasks that became ready."""
     rows, candidates = [], []
     for task in opened:
         spec = task.task_spec
@@ -372,10 +529,8 @@ def _open_tasks(db_session: Session, step: Step, opened: list, now: datetime) ->
         )
         candidates += [{"task_id": task_id, "kind": "group", "value": g} for g in groups]
         candidates += [{"task_id": task_id, "kind": "user", "value": u} for u in users]
-    if rows:
-        db_session.execute(_bulk(HumanTask), rows)
-    if candidates:
-        db_session.execute(_bulk(HumanTaskCandidate), candidates)
+    writes.tasks += rows
+    writes.candidates += candidates
 
 
 def _form_key(spec) -> str | None:
@@ -422,47 +577,36 @@ def _due_at(step: Step, task, expression: str | None, now: datetime) -> datetime
     return datetime.fromisoformat(text)
 
 
-def _refresh_waits(db_session, instance, new_timers, new_messages, gone_waits) -> None:
-    if gone_waits:
-        gone = [str(task.id) for task in gone_waits]
-        timers = Timer.__table__
-        # By instance first: timer.task_id has no index, timer.instance_id has.
-        db_session.execute(
-            timers.delete().where(timers.c.instance_id == instance.id, timers.c.task_id.in_(gone))
+def _refresh_waits(writes: StepWrites, instance, new_timers, new_messages, gone_waits) -> None:
+    writes.gone_timers += [
+        {"b_instance": instance.id, "b_task": str(task.id)} for task in gone_waits
+    ]
+    names = {
+        task.task_spec.event_definition.name
+        for task in gone_waits
+        if isinstance(task.task_spec.event_definition, MessageEventDefinition)
+    }
+    writes.gone_subscriptions += [
+        {"b_instance": instance.id, "b_name": name} for name in sorted(names)
+    ]
+    writes.timers += [
+        {
+            "instance_id": instance.id,
+            "task_id": str(task.id),
+            "element_id": task.task_spec.bpmn_id,
+            "due_at": timer_due(task),
+            "attempts": 0,
+        }
+        for task in new_timers
+    ]
+    writes.subscriptions += [
+        MessageSubscription(
+            instance_id=instance.id,
+            message_name=task.task_spec.event_definition.name,
+            element_id=task.task_spec.bpmn_id,
         )
-        names = [
-            task.task_spec.event_definition.name
-            for task in gone_waits
-            if isinstance(task.task_spec.event_definition, MessageEventDefinition)
-        ]
-        if names:
-            db_session.execute(
-                delete(MessageSubscription).where(
-                    MessageSubscription.instance_id == instance.id,
-                    MessageSubscription.message_name.in_(names),
-                )
-            )
-    if new_timers:
-        rows = [
-            {
-                "instance_id": instance.id,
-                "task_id": str(task.id),
-                "element_id": task.task_spec.bpmn_id,
-                "due_at": timer_due(task),
-                "attempts": 0,
-            }
-            for task in new_timers
-        ]
-        db_session.execute(_bulk(Timer), rows)
-        announce_timers(db_session, min(row["due_at"] for row in rows))
-    for task in new_messages:
-        db_session.merge(
-            MessageSubscription(
-                instance_id=instance.id,
-                message_name=task.task_spec.event_definition.name,
-                element_id=task.task_spec.bpmn_id,
-            )
-        )
+        for task in new_messages
+    ]
 
 
 def announce_timers(db_session: Session, due_at: datetime) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePath
 from uuid import UUID
@@ -21,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.engine import parser as bpmn
+from app.engine.lint import lint_problems
 from app.engine.models import (
     MessageSubscription,
     ProcessDefinition,
@@ -29,6 +31,7 @@ from app.engine.models import (
 )
 from app.engine.queries import get_task, latest_definition
 from app.engine.runtime import (
+    announce_timers,
     compiled,
     new_step,
     open_step,
@@ -46,18 +49,67 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- deploy
 
 
+@dataclass
+class Inspection:
+    """What the deploy checks found in a set of files: the files read, every problem in the
+    order deploy meets them, and the specs of the executable processes SpiffWorkflow parsed."""
+
+    bundle: bpmn.Bundle
+    problems: list[bpmn.Problem] = field(default_factory=list)
+    specs: dict[str, tuple] = field(default_factory=dict)  # process key -> (spec, subprocesses)
+
+    @property
+    def ok(self) -> bool:
+        return not any(problem.severity == "error" for problem in self.problems)
+
+
+def inspect(files: list[tuple[str, bytes]]) -> Inspection:
+    """Every check deploy makes on ``files``, collected instead of stopping at the first.
+
+    Reading each file (XML safety, expressions), references to decisions and forms,
+    SpiffWorkflow's parsing, then the engine's own rules (app.engine.lint).
+    """
+    inspection = _read_bundle(files)
+    bundle, problems = inspection.bundle, inspection.problems
+    problems += bpmn.reference_problems(bundle, set(bundle.forms))
+    parser, parse_problems = bpmn.build_parser(bundle)
+    problems += parse_problems
+    executable = [
+        (filename, process.get("id"))
+        for filename, root in bundle.bpmn.items()
+        for process in bpmn.executable_processes(root)
+    ]
+    if not parse_problems:
+        for filename, key in executable:
+            spec, subprocess_specs, spec_problems = bpmn.parse_spec(parser, key, filename)
+            problems += spec_problems
+            if spec is not None:
+                inspection.specs[key] = (spec, subprocess_specs)
+    for filename, root in bundle.bpmn.items():
+        problems += lint_problems(filename, root)
+    unread = any(problem.code.startswith("xml-") for problem in problems)
+    if bundle.bpmn and not executable and not unread:
+        problems.append(
+            bpmn.Problem(
+                "no-executable-process",
+                '上传的文件中没有可执行的流程（isExecutable="true"）',
+                'the upload contains no executable process (isExecutable="true")',
+            )
+        )
+    return inspection
+
+
 def deploy(
     *, db_session: Session, files: list[tuple[str, bytes]], actor: str | None = None
 ) -> list[ProcessDefinition]:
     """Store a new immutable version of every executable process in ``files``.
 
     A process whose sources are unchanged since its latest version keeps that version.
-    Nothing is stored unless every file passes every check.
+    Nothing is stored unless every file passes every check (the first error is raised).
     """
-    bundle = _read_bundle(files)
-    known_forms = set(bundle.forms)
-    bpmn.check_references(bundle, known_forms)
-    parser = bpmn.build_parser(bundle)
+    inspection = inspect(files)
+    bpmn.raise_first_error(inspection.problems)
+    bundle = inspection.bundle
     shared = {
         "dmn": dict(sorted(bundle.dmn_text.items())),
         "forms": dict(sorted(bundle.forms.items())),
@@ -66,7 +118,7 @@ def deploy(
     for filename, root in bundle.bpmn.items():
         for process in bpmn.executable_processes(root):
             key = process.get("id")
-            spec, subprocess_specs = bpmn.parse_spec(parser, key)
+            spec, subprocess_specs = inspection.specs[key]
             content_hash = hashlib.sha256(
                 json.dumps({"bpmn": bundle.bpmn_text[filename], **shared}, sort_keys=True).encode()
             ).hexdigest()
@@ -89,48 +141,65 @@ def deploy(
             )
             db_session.add(definition)
             deployed.append(definition)
-    if not deployed:
-        raise InvalidInput(
-            '上传的文件中没有可执行的流程（isExecutable="true"）',
-            'the upload contains no executable process (isExecutable="true")',
-        )
     db_session.flush()
     return deployed
 
 
-def _read_bundle(files: list[tuple[str, bytes]]) -> bpmn.Bundle:
-    if not files:
-        raise InvalidInput("请上传至少一个 .bpmn 文件", "upload at least one .bpmn file")
-    bundle = bpmn.Bundle()
+def _read_bundle(files: list[tuple[str, bytes]]) -> Inspection:
+    """Each file read and its expressions checked; a file that cannot be read is left out."""
+    inspection = Inspection(bpmn.Bundle())
+    bundle, problems = inspection.bundle, inspection.problems
+    given_bpmn = False
     for filename, data in files:
         name = PurePath(filename or "").name
         suffix = PurePath(name).suffix.lower()
-        if suffix == ".bpmn":
-            root = bpmn.load_xml(name, data)
-            bpmn.check_bpmn_expressions(name, root)
-            bundle.bpmn[name] = root
-            bundle.bpmn_text[name] = data.decode("utf-8")
-        elif suffix == ".dmn":
-            root = bpmn.load_xml(name, data)
-            bpmn.check_dmn_expressions(name, root)
-            bundle.dmn[name] = root
-            bundle.dmn_text[name] = data.decode("utf-8")
+        if suffix in {".bpmn", ".dmn"}:
+            given_bpmn = given_bpmn or suffix == ".bpmn"
+            root, problem = bpmn.read_xml(name, data)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            if suffix == ".bpmn":
+                problems += bpmn.bpmn_expression_problems(name, root)
+                bundle.bpmn[name] = root
+                bundle.bpmn_text[name] = data.decode("utf-8")
+            else:
+                problems += bpmn.dmn_expression_problems(name, root)
+                bundle.dmn[name] = root
+                bundle.dmn_text[name] = data.decode("utf-8")
         elif suffix == ".form":
-            schema = read_form(name, data)
+            try:
+                schema = read_form(name, data)
+            except InvalidInput as error:
+                problems.append(bpmn.Problem("form-invalid", error.zh, error.en, name))
+                continue
             if schema["id"] in bundle.forms:
-                raise InvalidInput(
-                    f"表单 id {schema['id']} 重复（{name}）",
-                    f"form id {schema['id']} is repeated ({name})",
+                problems.append(
+                    bpmn.Problem(
+                        "form-duplicate",
+                        f"表单 id {schema['id']} 重复（{name}）",
+                        f"form id {schema['id']} is repeated ({name})",
+                        name,
+                    )
                 )
+                continue
             bundle.forms[schema["id"]] = schema
         else:
-            raise InvalidInput(
-                f"不支持的文件类型：{name}（只接受 .bpmn、.dmn、.form）",
-                f"unsupported file type: {name} (only .bpmn, .dmn and .form are accepted)",
+            problems.append(
+                bpmn.Problem(
+                    "file-type",
+                    f"不支持的文件类型：{name}（只接受 .bpmn、.dmn、.form）",
+                    f"unsupported file type: {name} (only .bpmn, .dmn and .form are accepted)",
+                    name,
+                )
             )
-    if not bundle.bpmn:
-        raise InvalidInput("请上传至少一个 .bpmn 文件", "upload at least one .bpmn file")
-    return bundle
+    if not given_bpmn:
+        problems.append(
+            bpmn.Problem(
+                "no-bpmn-file", "请上传至少一个 .bpmn 文件", "upload at least one .bpmn file"
+            )
+        )
+    return inspection
 
 
 def _elements(process) -> dict:
@@ -250,9 +319,13 @@ def move_timers(
     waiting = [str(task.id) for task in moved if task.state == TaskState.WAITING]
     save_step(db_session, step)
     if waiting:
+        # By instance first: timer.task_id has no index, timer.instance_id has.
         db_session.execute(
-            update(Timer).where(Timer.task_id.in_(waiting)).values(due_at=due_at, attempts=0)
+            update(Timer)
+            .where(Timer.instance_id == instance_id, Timer.task_id.in_(waiting))
+            .values(due_at=due_at, attempts=0)
         )
+        announce_timers(db_session, due_at)
     return len(moved)
 
 

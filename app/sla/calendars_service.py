@@ -7,6 +7,7 @@ Functions take the session and never commit.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from datetime import date
 
@@ -15,8 +16,16 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.errors import Conflict, InvalidInput, NotFound
-from app.sla.calendar import WorkCalendar, library_years
-from app.sla.calendar_checks import FIELDS, LABELS, as_date, day_problems, validated
+from app.sla.calendar import DAY_KINDS, OFFICIAL_KINDS, WorkCalendar, library_years
+from app.sla.calendar_checks import (
+    FIELDS,
+    KIND_LABELS,
+    LABELS,
+    MAX_NAME,
+    as_date,
+    day_problems,
+    validated,
+)
 from app.sla.models import BusinessCalendar, CalendarDay
 from app.timeutil import utcnow
 
@@ -37,6 +46,7 @@ DEFAULT_CALENDARS = (
         "is_24x7": True,
     },
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # ---------------------------------------------------------------- calendars
@@ -130,9 +140,11 @@ def add_day(
     kind: str,
     name: str = "",
     actor: str | None = None,
+    replace: bool = True,
 ) -> CalendarDay:
     """An official holiday or adjusted workday (``calendar_id`` None), or a closure of one
-    calendar. A date already in that table is changed to the new kind and name."""
+    calendar. A date already in that table is changed to the new kind and name, or, with
+    ``replace`` false, refused (409 naming what is there)."""
     calendar = _calendar_for_days(db_session, calendar_id)
     problems = day_problems(day, kind, name, calendar)
     if problems:
@@ -140,6 +152,8 @@ def add_day(
         raise InvalidInput(
             f"{LABELS[field]}：{zh}", f"{field}: {en}", errors={f: [e] for f, _, e in problems}
         )
+    if not replace:
+        _check_free_date(db_session, calendar_id, as_date(day))
     (row,) = _store_days(db_session, calendar_id, [(as_date(day), kind, name.strip())])
     _audit(db_session, "calendar.day.add", calendar_id, actor, after=_day_dict(row))
     return row
@@ -155,12 +169,19 @@ def remove_day(*, db_session: Session, day_id: int, actor: str | None = None) ->
 
 
 def import_days(
-    *, db_session: Session, text: str, calendar_id: int | None = None, actor: str | None = None
+    *,
+    db_session: Session,
+    text: str,
+    calendar_id: int | None = None,
+    actor: str | None = None,
+    official_too: bool = False,
 ) -> list[CalendarDay]:
     """Days from CSV text, one "date,kind,name" a line (e.g. "2027-02-06,holiday,春节"); an
     optional header line, blank lines and lines starting with # are skipped. Every bad line
     is named with its number, and nothing is stored if any line is bad. Dates already in the
-    table take the imported kind and name."""
+    table take the imported kind and name. With ``official_too`` (a calendar that follows the
+    official holidays), holiday and workday lines go to the official table, closures to the
+    calendar."""
     calendar = _calendar_for_days(db_session, calendar_id)
     parsed: list[tuple[date, str, str]] = []
     bad: dict[int, tuple[str, str]] = {}
@@ -178,7 +199,7 @@ def import_days(
             )
             continue
         day, kind, name = (*cells, "")[:3]
-        problems = day_problems(day, kind, name, calendar)
+        problems = line_problems(day, kind, name, calendar, official_too)
         if problems:
             bad[number] = (
                 "；".join(f"{LABELS[field]}{zh}" for field, zh, _ in problems),
@@ -204,7 +225,11 @@ def import_days(
         )
     if not parsed:
         raise InvalidInput("导入的文件中没有日期", "The imported text holds no dates")
-    rows = _store_days(db_session, calendar_id, parsed)
+    official = [line for line in parsed if official_too and line[1] in OFFICIAL_KINDS]
+    own = [line for line in parsed if not (official_too and line[1] in OFFICIAL_KINDS)]
+    rows = (_store_days(db_session, None, official) if official else []) + (
+        _store_days(db_session, calendar_id, own) if own else []
+    )
     _audit(
         db_session,
         "calendar.day.import",
@@ -272,6 +297,45 @@ def _calendar_for_days(db_session: Session, calendar_id: int | None) -> Business
             f"Calendar {calendar.code} is 24×7 and has no closures",
         )
     return calendar
+
+
+def line_problems(day, kind, name, calendar, official_too: bool) -> list[tuple[str, str, str]]:
+    """`day_problems` of one day; with ``official_too`` all three kinds are taken (holidays
+    and adjusted workdays for the official table, closures for the calendar)."""
+    if not official_too:
+        problems = day_problems(day, kind, name, calendar)
+    else:
+        problems = day_problems(day, kind, name, None if kind in OFFICIAL_KINDS else calendar)
+        if kind not in DAY_KINDS:
+            known_zh = "、".join(f"{k}（{KIND_LABELS[k]}）" for k in DAY_KINDS)
+            problems = [p for p in problems if p[0] != "kind"] + [
+                (
+                    "kind",
+                    f"「{kind}」无效，应为 {known_zh} 之一",
+                    f"{kind!r} must be one of {', '.join(DAY_KINDS)}",
+                )
+            ]
+    if isinstance(name, str) and len(name) <= MAX_NAME and _CONTROL.search(name):
+        problems.append(("name", "不能包含控制字符", "must not contain control characters"))
+    return problems
+
+
+def _check_free_date(db_session: Session, calendar_id: int | None, day: date) -> None:
+    taken = db_session.scalar(
+        select(CalendarDay).where(_scope(calendar_id), CalendarDay.date == day)
+    )
+    if taken is not None:
+        where_zh = "法定节假日表中" if calendar_id is None else "该工作日历中"
+        where_en = "the official table" if calendar_id is None else "this calendar"
+        label = f"「{taken.name}」" if taken.name else ""
+        raise Conflict(
+            f"日期：{day} 在{where_zh}已是{KIND_LABELS[taken.kind]}{label}，不能重复添加；"
+            "如需修改，请先删除该日期",
+            f"date: {day} is already a {taken.kind} in {where_en}"
+            + (f" ({taken.name})" if taken.name else "")
+            + "; remove it first to change it",
+            errors={"date": [f"{day} is already a {taken.kind}"]},
+        )
 
 
 def _scope(calendar_id: int | None):

@@ -4,11 +4,15 @@ deadline is computed on the policy's business calendar.
 The deadline is the moment the running working minutes reach the target. Paused time is not
 running time, so a pause pushes the deadline later by exactly its working minutes; a new
 target (the priority changed) is counted from the original start over the same ledger.
+
+Every change of a clock is noted on the session (``TIMERS_PENDING``): before the transaction
+commits, ``app.sla.bpmn_timers`` moves the BPMN timers that stand for the clock to its new due
+time.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, selectinload
@@ -21,6 +25,13 @@ from app.timeutil import utcnow
 
 # Ticket statuses at which the work is done: the resolution clock stops.
 RESOLVED_STATUSES = frozenset({"resolved", "closed"})
+
+# The due time of a BPMN timer whose clock is paused, or stopped before the timer's point: it
+# must not fire. Far enough to never come, near enough for datetime arithmetic.
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+# session.info key: {ticket id: kinds of its clocks that changed in this transaction}.
+TIMERS_PENDING = "sla_timers_pending"
 
 
 def clocks_of(db_session: Session, ticket_id: int) -> list[SlaClock]:
@@ -66,6 +77,7 @@ def start_clocks(
         db_session.add(clock)
         _settle(clock, now)
         clocks.append(clock)
+    note_change(db_session, ticket.id)
     return clocks
 
 
@@ -90,6 +102,7 @@ def stop(db_session: Session, ticket: Ticket, kind: str, now: datetime) -> SlaCl
     _open_interval(clock).ends_at = now
     clock.stopped_at = now
     _settle(clock, now)
+    note_change(db_session, ticket.id, (kind,))
     return clock
 
 
@@ -126,6 +139,7 @@ def recompute(
         clock.calendar_id = policy.calendar_id
         clock.target_minutes = target
         _settle(clock, now)
+        note_change(db_session, ticket.id)
     return clocks
 
 
@@ -152,7 +166,15 @@ def _switch(
         clock.intervals.append(SlaInterval(state=state, starts_at=now, reason=reason))
         _settle(clock, now)
         changed.append(clock)
+    if changed:
+        note_change(db_session, ticket.id)
     return changed
+
+
+def note_change(db_session: Session, ticket_id: int, kinds: tuple[str, ...] = CLOCK_KINDS) -> None:
+    """Note that the BPMN timers standing for the ticket's ``kinds`` clocks need moving before
+    this transaction commits. Only touches ``session.info``: safe inside a flush."""
+    db_session.info.setdefault(TIMERS_PENDING, {}).setdefault(ticket_id, set()).update(kinds)
 
 
 def _open_interval(clock: SlaClock) -> SlaInterval:
@@ -170,14 +192,17 @@ def _calendar_of(clock: SlaClock):
     return load_calendar(object_session(clock), clock.calendar_id)
 
 
-def _walk(clock: SlaClock, calendar, now: datetime) -> tuple[datetime, bool, float]:
+def _walk(
+    clock: SlaClock, calendar, now: datetime, target: float | None = None
+) -> tuple[datetime, bool, float]:
     """(deadline, whether the running time already reached it, running minutes so far).
 
     The deadline is found in the running interval where the running minutes reach the
-    target; when the clock is paused or stopped short of it, it is projected from the
-    moment the clock would run again (now when paused, the stop when stopped)."""
+    target (the clock's, unless ``target`` is given); when the clock is paused or stopped
+    short of it, it is projected from the moment the clock would run again (now when paused,
+    the stop when stopped)."""
     end_of_time = clock.stopped_at or now
-    target = clock.target_minutes
+    target = clock.target_minutes if target is None else target
     used = 0.0
     for interval in clock.intervals:
         if interval.state != "running":
@@ -201,6 +226,23 @@ def deadline_of(clock: SlaClock, now: datetime | None = None, calendar=None) -> 
     Paused: the deadline if the clock resumed ``now``. Stopped: the deadline it had."""
     calendar = calendar or _calendar_of(clock)
     return _walk(clock, calendar, now or utcnow())[0]
+
+
+def timer_due(
+    clock: SlaClock, percent: float = 100, now: datetime | None = None, calendar=None
+) -> datetime:
+    """When a BPMN timer that stands for ``percent`` % of the clock's target should fire: the
+    moment the running working minutes reach it. ``NEVER`` while the clock is paused or
+    stopped short of that point: a paused clock must not escalate, and a stopped one met it.
+    A point already reached gives its (past) moment, so a timer still waiting fires at once."""
+    calendar = calendar or _calendar_of(clock)
+    target = clock.target_minutes * percent / 100
+    due, reached, _ = _walk(clock, calendar, now or utcnow(), target)
+    if reached:
+        return due
+    if clock.stopped_at is not None or _open_interval(clock).state == "paused":
+        return NEVER
+    return due
 
 
 def _settle(clock: SlaClock, now: datetime) -> None:

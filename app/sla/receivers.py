@@ -17,6 +17,7 @@ from app.auth.models import User
 from app.engine.models import HumanTask, ProcessEvent
 from app.engine.signals import instance_stepped, task_reassigned
 from app.site.models import CheckIn
+from app.sla import bpmn_timers
 from app.sla.clock import (
     RESOLVED_STATUSES,
     clocks_of,
@@ -86,7 +87,13 @@ def follow_step(instance, *, db_session: Session, completed: int = 0, **_) -> No
     if instance.started_at == now:
         start_clocks(db_session, ticket, ticket.created_at or now)
     tasks = db_session.execute(
-        select(HumanTask.element_id, HumanTask.name, HumanTask.status, HumanTask.completed_by)
+        select(
+            HumanTask.element_id,
+            HumanTask.name,
+            HumanTask.status,
+            HumanTask.completed_by,
+            HumanTask.created_at,
+        )
         .where(HumanTask.instance_id == instance.id)
         .where((HumanTask.status == "open") | (HumanTask.ended_at == now))
     ).all()
@@ -113,6 +120,11 @@ def follow_step(instance, *, db_session: Session, completed: int = 0, **_) -> No
         rematch=bool(decided),
         finished=instance.status == "completed",
         staff_acted=bool(completed) and _any_staff(db_session, completers),
+    )
+    bpmn_timers.note_opened(
+        db_session,
+        instance,
+        [t.element_id for t in tasks if t.status == "open" and t.created_at == now],
     )
 
 

@@ -1,0 +1,1 @@
+"""The visual designer: process drafts, their validation, diff and deploy (issue 5)."""

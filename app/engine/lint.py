@@ -1,0 +1,179 @@
+"""The engine's own rules for executable processes, beyond what SpiffWorkflow checks.
+
+Each one catches a diagram SpiffWorkflow accepts but that would strand work: a flow node no
+token can reach or leave, a user task nobody is offered, a timer written as an ISO literal
+(Python reads `PT4H` as a name and fails only when the timer starts). The browser designer
+runs the same rules as bpmnlint rules (designer/bpmnlint-plugin-paidan), so an admin sees them
+while drawing; deploy refuses them here whatever made the file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+from app.engine.parser import (
+    ASSIGNMENT_ATTRIBUTES,
+    BPMN_NS,
+    CAMUNDA_NS,
+    NS,
+    Problem,
+    element_label,
+    executable_processes,
+)
+
+FLOW_NODES = {
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "task",
+    "userTask",
+    "manualTask",
+    "serviceTask",
+    "scriptTask",
+    "businessRuleTask",
+    "sendTask",
+    "receiveTask",
+    "callActivity",
+    "subProcess",
+    "transaction",
+    "adHocSubProcess",
+    "exclusiveGateway",
+    "inclusiveGateway",
+    "parallelGateway",
+    "eventBasedGateway",
+    "complexGateway",
+}
+CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
+# Who may work on a user task (dueDate and formKey say nothing about that).
+_WHO = tuple(name for name in ASSIGNMENT_ATTRIBUTES if name not in {"dueDate", "formKey"})
+# An ISO 8601 duration or repeating interval written bare, where an expression is read.
+_ISO_LITERAL = re.compile(
+    r"^(R\d*/)?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
+)
+
+
+def _local(node: etree._Element) -> str:
+    return etree.QName(node).localname if isinstance(node.tag, str) else ""
+
+
+def _has_definition(node: etree._Element, kind: str) -> bool:
+    return node.find(f"bpmn:{kind}EventDefinition", NS) is not None
+
+
+def lint_problems(filename: str, root: etree._Element) -> list[Problem]:
+    """Problems of every executable process in one BPMN file."""
+    found: list[Problem] = []
+    for process in executable_processes(root):
+        found += _unconnected(filename, process)
+        found += _unassigned(filename, process)
+        found += _bare_timers(filename, process)
+    return found
+
+
+def _containers(process: etree._Element):
+    yield process
+    yield from process.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in CONTAINERS - {"process"}))
+
+
+def _unconnected(filename: str, process: etree._Element) -> list[Problem]:
+    found = []
+    for container in _containers(process):
+        if _local(container) == "adHocSubProcess":
+            continue  # its activities run in any order, without flows
+        flows = container.findall("bpmn:sequenceFlow", NS)
+        sources = {flow.get("sourceRef") for flow in flows}
+        targets = {flow.get("targetRef") for flow in flows}
+        for node in container:
+            local = _local(node)
+            if local not in FLOW_NODES or node.get("isForCompensation") == "true":
+                continue
+            if local == "subProcess" and node.get("triggeredByEvent") == "true":
+                continue
+            if local == "boundaryEvent" and _has_definition(node, "compensate"):
+                continue
+            link = _has_definition(node, "link")
+            needs_in = local not in {"startEvent", "boundaryEvent"} and not (
+                local == "intermediateCatchEvent" and link
+            )
+            needs_out = local != "endEvent" and not (local == "intermediateThrowEvent" and link)
+            missing_in = needs_in and node.get("id") not in targets
+            missing_out = needs_out and node.get("id") not in sources
+            if not (missing_in or missing_out):
+                continue
+            if missing_in and missing_out:
+                zh, en = "没有连接任何顺序流", "is not connected by any sequence flow"
+            elif missing_in:
+                zh, en = (
+                    "没有连入的顺序流，永远不会执行",
+                    "has no incoming sequence flow: it never runs",
+                )
+            else:
+                zh, en = "没有连出的顺序流", "has no outgoing sequence flow"
+            found.append(
+                Problem(
+                    "flow-node-unconnected",
+                    f"文件 {filename}：元素 {element_label(node)} {zh}",
+                    f"file {filename}: element {node.get('id')} {en}",
+                    filename,
+                    node.get("id"),
+                )
+            )
+    return found
+
+
+def _named_lane_members(process: etree._Element) -> set[str]:
+    members = set()
+    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
+        if (lane.get("name") or "").strip():
+            members.update((ref.text or "").strip() for ref in lane.findall("bpmn:flowNodeRef", NS))
+    return members
+
+
+def _unassigned(filename: str, process: etree._Element) -> list[Problem]:
+    in_lanes = _named_lane_members(process)
+    found = []
+    for task in process.iter(f"{{{BPMN_NS}}}userTask"):
+        named = any((task.get(f"{{{CAMUNDA_NS}}}{name}") or "").strip() for name in _WHO)
+        if named or task.get("id") in in_lanes:
+            continue
+        found.append(
+            Problem(
+                "user-task-unassigned",
+                f"文件 {filename}：用户任务 {element_label(task)} 没有处理人、候选组或候选人"
+                "（camunda:assignee、candidateGroups、candidateUsers，或放进一个有名字的泳道），"
+                "没有人能收到它",
+                f"file {filename}: user task {task.get('id')} has no assignee, candidate group "
+                "or candidate user (camunda:assignee, candidateGroups, candidateUsers, or a "
+                "named lane): nobody would receive it",
+                filename,
+                task.get("id"),
+            )
+        )
+    return found
+
+
+def _bare_timers(filename: str, process: etree._Element) -> list[Problem]:
+    found = []
+    for tag in ("timeDuration", "timeDate", "timeCycle"):
+        for timer in process.iter(f"{{{BPMN_NS}}}{tag}"):
+            text = (timer.text or "").strip()
+            if not _ISO_LITERAL.match(text):
+                continue
+            event = timer.getparent().getparent()
+            found.append(
+                Problem(
+                    "timer-unquoted",
+                    f"文件 {filename}：元素 {element_label(event)} 的定时器表达式 {text} 会被当作"
+                    f'变量名：定时器写的是 Python 表达式，ISO 8601 时长要加引号，写成 "{text}"',
+                    f"file {filename}: the timer expression {text} of element {event.get('id')} "
+                    "would be read as a variable name: timers are Python expressions, so an "
+                    f'ISO 8601 value needs quotes: "{text}"',
+                    filename,
+                    event.get("id"),
+                )
+            )
+    return found

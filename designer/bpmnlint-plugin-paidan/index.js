@@ -1,0 +1,19 @@
+// Paidan's bpmnlint rules. They mirror the engine's own deploy checks, so an admin sees while
+// drawing what validation and deploy would refuse. CommonJS: bpmnlint resolves rules with
+// require() when the config is packed at build time.
+module.exports = {
+  configs: {
+    engine: {
+      rules: {
+        'user-task-assignment': 'error',
+        'unconnected-flow-node': 'error',
+        'timer-expression': 'error',
+      },
+    },
+  },
+  rules: {
+    'user-task-assignment': './rules/user-task-assignment',
+    'unconnected-flow-node': './rules/unconnected-flow-node',
+    'timer-expression': './rules/timer-expression',
+  },
+};
