@@ -14,7 +14,7 @@
 Runs on a fresh SQLite file and, with --postgres, on a PostgreSQL database it creates and
 drops.
 
-    python bench/dispatch.py [--engineers 5000] [--profile]
+    python bench/dispatch.py [--engineers 5000] [--profile] [--no-sqlite]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
 """
 
@@ -421,10 +421,12 @@ def main() -> None:
     )
     parser.add_argument("--engineers", type=int, default=ENGINEERS, help="in the group of (a)")
     parser.add_argument("--profile", action="store_true", help="cProfile the decisions")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as folder:
-        run(f"sqlite:///{folder}/bench.sqlite3", "SQLite", args.engineers, args.profile)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            run(f"sqlite:///{folder}/bench.sqlite3", "SQLite", args.engineers, args.profile)
 
     if args.postgres:
         name = "paidan_bench_dispatch"
