@@ -15,12 +15,13 @@ from app import engine
 from app.engine.models import ProcessDefinition
 from tests.conftest import ROOT
 from tests.flows import Flow
+from tests.miwg import MIWG_MODELS
 from tests.test_tasks_api import assert_problem
 
 API = "/api/v1/designer"
 PROCESSES = ROOT / "processes"
 DATA = ROOT / "tests" / "data"
-MIWG = sorted((ROOT.parent / "shared" / "data" / "bpmn-miwg" / "Reference").glob("*.bpmn"))
+MIWG = MIWG_MODELS
 IT_SERVICE = (PROCESSES / "it_service.bpmn").read_text("utf-8")
 TRIAGE = {"triage_note": "", "category": "network", "priority": "P2", "region": "beijing"}
 

@@ -22,10 +22,9 @@ from app.engine.models import ProcessDefinition
 from app.extensions import db
 from app.tickets.models import Ticket
 from tests.browser import ARTIFACTS, Screens, open_as
-from tests.conftest import ROOT
 from tests.flows import Flow
+from tests.miwg import MIWG
 
-MIWG = ROOT.parent / "shared" / "data" / "bpmn-miwg" / "Reference"
 MODEL = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 DI = "http://www.omg.org/spec/BPMN/20100524/DI"
 CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
