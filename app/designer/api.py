@@ -42,6 +42,7 @@ from app.designer.schemas import (
 from app.designer.tryit import try_decision
 from app.errors import NotFound
 from app.extensions import db
+from app.workflows.api import record_deploy
 from app.workflows.schemas import one_line_text
 
 blp = Blueprint(
@@ -242,19 +243,7 @@ def deploy_draft(args, key):
         body["problems"] = [problem_answer(found) for found in refused.problems]
         response.set_data(json.dumps(body, ensure_ascii=False))
         return response
-    record(
-        db_session=db.session,
-        action="definition.deploy",
-        object_type="process_definition",
-        object_id=definition.id,
-        after={
-            "key": definition.key,
-            "version": definition.version,
-            "content_hash": definition.content_hash,
-            "from": "designer",
-            "new_version": created,
-        },
-    )
+    record_deploy(definition, new_version=created, **{"from": "designer"})
     db.session.commit()
     answer = {"key": definition.key, "version": definition.version, "new_version": created}
     return answer, 201 if created else 200

@@ -69,6 +69,24 @@ def _process_key(key: str) -> str:
     return key
 
 
+def record_deploy(definition: ProcessDefinition, *, new_version: bool, **how) -> None:
+    """The audit record of a deploy (the upload API's and the designer's): the version, and
+    ``how`` it came (files uploaded, or from the designer)."""
+    record(
+        db_session=db.session,
+        action="definition.deploy",
+        object_type="process_definition",
+        object_id=definition.id,
+        after={
+            "key": definition.key,
+            "version": definition.version,
+            "content_hash": definition.content_hash,
+            **how,
+            "new_version": new_version,
+        },
+    )
+
+
 @definitions_blp.route("", methods=["POST"])
 @definitions_blp.arguments(
     DeployFilesSchema,
@@ -99,18 +117,10 @@ def deploy_definitions(_files):
     newest_before = db.session.scalar(select(func.max(ProcessDefinition.id))) or 0
     definitions = engine.deploy(db_session=db.session, files=files, actor=current_user.username)
     for definition in definitions:
-        record(
-            db_session=db.session,
-            action="definition.deploy",
-            object_type="process_definition",
-            object_id=definition.id,
-            after={
-                "key": definition.key,
-                "version": definition.version,
-                "content_hash": definition.content_hash,
-                "files": [name for name, _ in files],
-                "new_version": definition.id > newest_before,
-            },
+        record_deploy(
+            definition,
+            new_version=definition.id > newest_before,
+            files=[name for name, _ in files],
         )
     db.session.commit()
     return definitions
