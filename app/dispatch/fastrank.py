@@ -65,24 +65,31 @@ class TableRanking:
 def reason_codes(table: CandidateTable, job: Job) -> np.ndarray:
     """Per engineer, the index in _CODES of the first constraint broken, or -1 (eligible)."""
     n = len(table)
-    codes = np.full(n, -1, dtype=np.int64)
-
-    def mark(broken: np.ndarray, code: str) -> None:
-        codes[(codes < 0) & broken] = _CODES.index(code)
-
-    mark(table.on_leave, "on_leave")
-    mark(~table.on_shift, "off_shift")
+    broken = {}
+    broken["on_leave"] = table.on_leave
+    broken["off_shift"] = ~table.on_shift
     skill_ok = np.ones(n, dtype=bool)
     for code, level in job.required_skills.items():
         held = table.skills.get(code)
-        skill_ok &= (held if held is not None else np.zeros(n, dtype=np.int64)) >= level
-    mark(~skill_ok, "skill")
-    mark(table.open_jobs.sum(axis=1) >= table.capacity, "capacity")
-    busy = table.open_jobs > 0
-    most_urgent = np.where(busy, _RANKS[None, :], len(_RANKS) + 1).min(axis=1)
-    mark((most_urgent <= URGENT_RANK) & (PRIORITY_RANK[job.priority] > most_urgent), "urgent_job")
+        if held is None:
+            skill_ok[:] = False
+        else:
+            skill_ok &= held >= level
+    broken["skill"] = ~skill_ok
+    broken["capacity"] = table.open_jobs.sum(axis=1) >= table.capacity
+    # Busy on an urgent job more urgent than this one: an open job of such a priority.
+    rank = PRIORITY_RANK[job.priority]
+    more_urgent = [k for k, r in enumerate(_RANKS) if r <= URGENT_RANK and r < rank]
+    if more_urgent:
+        broken["urgent_job"] = table.open_jobs[:, more_urgent].any(axis=1)
     if job.lat is not None and job.lng is not None:
-        mark(np.isnan(table.lat), "no_position")
+        broken["no_position"] = np.isnan(table.lat)
+    codes = np.full(n, -1, dtype=np.int64)
+    # The last constraint first: each earlier one broken overwrites it, so the first wins.
+    for k in range(len(_CODES) - 1, -1, -1):
+        found = broken.get(_CODES[k])
+        if found is not None:
+            codes[found] = k
     return codes
 
 

@@ -214,6 +214,9 @@ class Roster:
     places_at: datetime | None = None  # positions and check-ins read up to
     places_stale: bool = False  # this process wrote one since
     full_at: datetime | None = None
+    # Derived from what changes rarely, kept for the snapshot's life (see _members, _on_shift).
+    members: dict = field(default_factory=dict)
+    shift_minute: tuple | None = None
 
     def __post_init__(self) -> None:
         self._reset()
@@ -234,10 +237,10 @@ class Roster:
 
     # ------------------------------------------------------------ what changes all day
 
-    def refresh(self, db_session: Session, now: datetime, events: list | None = None) -> None:
+    def refresh(self, db_session: Session, now: datetime, events: Changes | None = None) -> None:
         """Read what changed since the last look; everything when the day turned, the clock
         went back (tests travel in time) or FULL_EVERY passed. ``events``: the new process
-        events (id, instance id), when the caller read them already."""
+        events and the tasks of their instances, when the caller read them already."""
         day = local_day_start(now)
         connection = db_session.connection()
         if (
@@ -262,7 +265,7 @@ class Roster:
         """Read every open task again (a decision found a count the events did not bring)."""
         self.open_tasks = {}
         self.open_jobs[:] = 0
-        self._tasks(db_session.connection(), None)
+        self._tasks(db_session.connection())
 
     def _read_all(self, connection, now: datetime) -> None:
         # The watermarks first: what is written meanwhile is read again by the next look.
@@ -271,7 +274,7 @@ class Roster:
         self._positions(connection, now, None)
         checkin = CheckIn.__table__.c
         self._take_checkins(connection, checkin.at >= self.day)
-        self._tasks(connection, None)
+        self._tasks(connection)
 
     def _positions(self, connection, now: datetime, since: datetime | None) -> None:
         """Live positions: all still fresh, or those reported since ``since`` (a time, as a
@@ -313,27 +316,32 @@ class Roster:
                 self.checkin[i] = (lat, lng, stamp, checkin_id)
         return seen
 
-    def _new_events(self, connection, now: datetime, found: list | None) -> None:
+    def _new_events(self, connection, now: datetime, found: Changes | None) -> None:
         """Every change of a task (opened, given, taken, finished, cancelled) is a step or an
         assignment that writes a process event on its instance: the tasks of the instances
         with new events are read again."""
         if found is None:
             event = ProcessEvent.__table__.c
-            found = connection.execute(
+            rows = connection.execute(
                 select(event.id, event.instance_id).where(self.events.condition(event.id)),
                 self.events.params(),
             ).all()
-        self.events.saw([row[0] for row in found], now)
-        if found:
-            self._tasks(connection, {row[1] for row in found})
+            found = Changes([row[0] for row in rows], None)
+            if rows:
+                instances = sorted({row[1] for row in rows})
+                found.tasks = connection.execute(_TASKS_OF, {"instances": instances}).all()
+        self.events.saw(found.event_ids, now)
+        if found.tasks:
+            self._take_tasks(found.tasks)
 
-    def _tasks(self, connection, instances: set[int] | None) -> None:
-        """Open tasks by holder and priority, and minutes of work finished today: of every
-        task (``instances`` None), or of the tasks of ``instances``."""
-        if instances is None:
-            found = connection.execute(_ALL_TASKS, {"day": self.day})
-        else:
-            found = connection.execute(_TASKS_OF, {"instances": sorted(instances)})
+    def _tasks(self, connection) -> None:
+        """Open tasks by holder and priority, and minutes of work finished today, of every
+        task."""
+        self._take_tasks(connection.execute(_ALL_TASKS, {"day": self.day}))
+
+    def _take_tasks(self, found) -> None:
+        """Rows of _tasks_query, each a task's latest state (a task given twice is counted
+        once)."""
         for task_id, who, status, level, done_by, created, ended in found:
             held = self.open_tasks.pop(task_id, None)
             if held is not None:
@@ -363,15 +371,7 @@ class Roster:
         fixed: set[str],
     ) -> CandidateTable:
         n = len(self)
-        if group_codes is None:
-            rows = np.arange(n)
-        else:
-            mask = np.zeros(n, dtype=bool)
-            for code in group_codes:
-                found = self.groups.get(code)
-                if found is not None:
-                    mask |= found
-            rows = np.flatnonzero(mask)
+        rows, user_ids, usernames, names = self._members(group_codes)
         lat, lng, sources = self._where(now, rows)
         codes = list(self.skills) if skill_codes is None else list(skill_codes)
         skills = {}
@@ -383,9 +383,9 @@ class Roster:
         familiar = np.zeros(n, dtype=bool)
         familiar[[self.by_name[name] for name in fixed if name in self.by_name]] = True
         return CandidateTable(
-            user_ids=self.user_ids[rows].tolist(),
-            usernames=self.usernames[rows].tolist(),
-            names=self.names[rows].tolist(),
+            user_ids=user_ids,
+            usernames=usernames,
+            names=names,
             lat=lat,
             lng=lng,
             sources=sources,
@@ -395,16 +395,44 @@ class Roster:
             },
             on_shift=self._on_shift(now)[rows],
             on_leave=self._on_leave(now)[rows],
-            open_jobs=self.open_jobs[rows],
+            open_jobs=self.open_jobs.take(rows, axis=0),
             capacity=self.capacity[rows],
             minutes_today=self.worked_minutes[rows],
             device_no=device_no,
             fixed_device=familiar[rows],
         )
 
+    def _members(self, group_codes: list[str] | None) -> tuple[np.ndarray, list, list, list]:
+        """Rows of the members of ``group_codes`` (everyone: None), with their user ids,
+        usernames and names as lists; kept for the snapshot's life (groups change its token).
+        The lists are shared by every table made of them: nobody changes a table's lists."""
+        key = None if group_codes is None else tuple(sorted(group_codes))
+        found = self.members.get(key)
+        if found is None:
+            if group_codes is None:
+                rows = np.arange(len(self))
+            else:
+                mask = np.zeros(len(self), dtype=bool)
+                for code in group_codes:
+                    held = self.groups.get(code)
+                    if held is not None:
+                        mask |= held
+                rows = np.flatnonzero(mask)
+            found = (
+                rows,
+                self.user_ids[rows].tolist(),
+                self.usernames[rows].tolist(),
+                self.names[rows].tolist(),
+            )
+            if len(self.members) >= 256:
+                self.members.clear()
+            self.members[key] = found
+        return found
+
     def _where(self, now: datetime, rows: np.ndarray):
         stamp = now.timestamp()
-        pos, checkin = self.pos[rows], self.checkin[rows]
+        # take(): NumPy's fancy indexing of a 2-D array by rows costs four times as much.
+        pos, checkin = self.pos.take(rows, axis=0), self.checkin.take(rows, axis=0)
         live = pos[:, 2] >= stamp - stale_minutes() * 60.0
         checked = ~live & (checkin[:, 2] <= stamp)
         home_lat, home_lng = self.home_lat[rows], self.home_lng[rows]
@@ -412,11 +440,19 @@ class Roster:
         lat = np.where(live, pos[:, 0], np.where(checked, checkin[:, 0], _home(home, home_lat)))
         lng = np.where(live, pos[:, 1], np.where(checked, checkin[:, 1], _home(home, home_lng)))
         source = live * 1 + checked * 2 + home * 3
-        return lat, lng, _SOURCE_NAMES[source]
+        return lat, lng, _SOURCE_NAMES.take(source)
 
     def _on_shift(self, now: datetime) -> np.ndarray:
+        """Who is on shift at ``now`` (shifts are whole minutes: kept for the minute)."""
         local = now.astimezone(LOCAL)
         weekday, clock = local.weekday(), local.hour * 60 + local.minute
+        if self.shift_minute is not None and self.shift_minute[0] == (weekday, clock):
+            return self.shift_minute[1]
+        on = self._shifts_at(weekday, clock)
+        self.shift_minute = ((weekday, clock), on)
+        return on
+
+    def _shifts_at(self, weekday: int, clock: int) -> np.ndarray:
         row, day, start, end = (self.shifts[:, k] for k in range(4))
         overnight = end <= start
         covers = (
@@ -556,7 +592,7 @@ def candidate_table(
     bind = db_session.get_bind()
     with _lock:
         roster = _snapshots.get(bind)
-        # The token and the new process events in one statement: a round trip less.
+        # The token, the new process events and their tasks in one statement.
         token, events = _token_and_events(db_session, roster.events if roster else None)
         went_back = roster is not None and roster.seen_until is not None and now < roster.seen_until
         if roster is None or roster.token != token or went_back:
@@ -595,13 +631,26 @@ def _transaction(db_session: Session | scoped_session):
     return session.get_transaction()
 
 
-def _token_and_events(db_session: Session, events: Watermark | None) -> tuple[str, list]:
-    """The roster token, and the process events above ``events`` (none without one)."""
+@dataclass
+class Changes:
+    """New process events (ids), and the tasks of their instances (rows of _tasks_query;
+    None: not read yet)."""
+
+    event_ids: list[int]
+    tasks: list | None
+
+
+def _token_and_events(db_session: Session, events: Watermark | None) -> tuple[str, Changes]:
+    """The roster token, the process events above ``events`` (none without one) and the
+    tasks of their instances, in one statement: one round trip, one snapshot."""
     if events is None:
-        return db_session.scalar(_TOKEN), []
+        return db_session.scalar(_TOKEN), Changes([], [])
     query = _TOKEN_AND_EVENTS_GAPS if events.gaps else _TOKEN_AND_EVENTS
     rows = db_session.execute(query, events.params()).all()
-    return rows[0][0], [(row[1], row[2]) for row in rows if row[1] is not None]
+    event_ids = sorted({row[1] for row in rows if row[1] is not None})
+    # An instance with several new events brings its tasks once per event.
+    tasks = {row[3]: row[3:] for row in rows if row[3] is not None}
+    return rows[0][0], Changes(event_ids, list(tasks.values()))
 
 
 def _token_and_events_query(with_gaps: bool):
@@ -610,24 +659,36 @@ def _token_and_events_query(with_gaps: bool):
     if with_gaps:
         newer = or_(newer, event.c.id.in_(bindparam("gaps", expanding=True)))
     return (
-        select(RosterVersion.token, event.c.id, event.c.instance_id)
+        select(
+            RosterVersion.token,
+            event.c.id,
+            event.c.instance_id,
+            *_task_columns(),
+        )
         .select_from(RosterVersion)
         .outerjoin(event, newer)
+        .outerjoin(_tasks, _tasks.c.instance_id == event.c.instance_id)
+        .outerjoin(_tickets, _tickets.c.id == _tasks.c.ticket_id)
         .where(RosterVersion.id == 1)
     )
 
 
-def _tasks_query():
-    priority = func.coalesce(_tickets.c.priority, "P3")
-    return select(
+def _task_columns() -> tuple:
+    return (
         _tasks.c.id,
         _tasks.c.assignee,
         _tasks.c.status,
-        priority,
+        func.coalesce(_tickets.c.priority, "P3"),
         _tasks.c.completed_by,
         _tasks.c.created_at,
         _tasks.c.ended_at,
-    ).select_from(_tasks.outerjoin(_tickets, _tickets.c.id == _tasks.c.ticket_id))
+    )
+
+
+def _tasks_query():
+    return select(*_task_columns()).select_from(
+        _tasks.outerjoin(_tickets, _tickets.c.id == _tasks.c.ticket_id)
+    )
 
 
 # Statements of every decision, built once (building costs more than running them).

@@ -26,7 +26,6 @@ from app.dispatch.people import Position, load_candidates
 from app.dispatch.people import position_of as _position_of
 from app.dispatch.scoring import Candidate, Job, Ranking, exclusion
 from app.dispatch.work import (
-    data_of,
     dispatchable_task,
     groups_of,
     job_of,
@@ -34,7 +33,7 @@ from app.dispatch.work import (
     settings_for,
     started,
 )
-from app.engine import lock_task, lock_task_and_instance, reassign_task
+from app.engine import lock_task, lock_task_with_data, reassign_task
 from app.engine.models import HumanTask, HumanTaskCandidate
 from app.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from app.inbox.service import get_visible_task
@@ -208,12 +207,11 @@ def auto_assign(*, db_session: Session, task: HumanTask) -> DispatchDecision | N
     if task.ticket_id is None:
         return None
     ticket = db_session.get(Ticket, task.ticket_id)
-    task, instance = lock_task_and_instance(db_session=db_session, task_id=task.id)
+    task, data = lock_task_with_data(db_session=db_session, task_id=task.id)
     if ticket is None or task.status != "open" or task.assignee is not None:
         return None
-    data = None
-    if instance.id == (ticket.process_instance_id or task.instance_id):
-        data = data_of(db_session, instance)
+    if task.instance_id != (ticket.process_instance_id or task.instance_id):
+        data = None  # a task of another process than the work order's: rank_task reads that
     rec = rank_task(db_session=db_session, ticket=ticket, task=task, now=utcnow(), data=data)
     if not rec.ranking.ranked:
         return None

@@ -5,7 +5,7 @@ from app.engine.assignment import (
     assignment,
     last_assignment,
     lock_task,
-    lock_task_and_instance,
+    lock_task_with_data,
     reassign_task,
 )
 from app.engine.queries import (
@@ -41,7 +41,7 @@ __all__ = [
     "last_assignment",
     "latest_definition",
     "lock_task",
-    "lock_task_and_instance",
+    "lock_task_with_data",
     "move_timers",
     "open_tasks",
     "reassign_task",

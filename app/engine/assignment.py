@@ -13,7 +13,7 @@ from app.engine.models import (
     ProcessEvent,
     ProcessInstance,
 )
-from app.engine.queries import compiled_of
+from app.engine.queries import compiled_of, state_data
 from app.engine.runtime import Compiled
 from app.engine.signals import task_reassigned
 from app.errors import NotFound
@@ -36,24 +36,38 @@ def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
     Claims, transfers and completions of one task therefore happen one after another, and each
     sees what the one before it left (PostgreSQL; SQLite takes its write lock at BEGIN).
     """
-    return _lock(db_session, task_id, select(ProcessInstance.id))[0]
+    return _lock(db_session, task_id, _INSTANCE.c.id)[0]
 
 
-def lock_task_and_instance(
-    *, db_session: Session, task_id: str
-) -> tuple[HumanTask, ProcessInstance]:
-    """lock_task, with the instance row it locked (read whole by the locking statement: a
-    caller that needs the process's data saves a query)."""
-    return _lock(db_session, task_id, select(ProcessInstance))
-
-
-def _lock(db_session: Session, task_id: str, what) -> tuple[HumanTask, object]:
-    locked = db_session.scalar(
-        what.join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
-        .where(HumanTask.id == task_id)
-        .with_for_update(of=ProcessInstance)
-        .execution_options(populate_existing=True)
+def lock_task_with_data(*, db_session: Session, task_id: str) -> tuple[HumanTask, dict]:
+    """lock_task, with the data of the task's process as its latest task sees it ({} once the
+    process ended), from the state the locking statement read: a caller that needs both saves
+    a query and the ORM's work of loading the instance."""
+    task, (instance_id, status, state, state_format) = _lock(
+        db_session,
+        task_id,
+        _INSTANCE.c.id,
+        _INSTANCE.c.status,
+        _INSTANCE.c.state,
+        _INSTANCE.c.state_format,
     )
+    if status != "running":
+        return task, {}
+    return task, state_data(db_session, instance_id, state, state_format)
+
+
+_INSTANCE = ProcessInstance.__table__
+_TASK = HumanTask.__table__
+_EVENT = ProcessEvent.__table__
+
+
+def _lock(db_session: Session, task_id: str, *columns) -> tuple[HumanTask, tuple]:
+    locked = db_session.execute(
+        select(*columns)
+        .join(_TASK, _TASK.c.instance_id == _INSTANCE.c.id)
+        .where(_TASK.c.id == task_id)
+        .with_for_update(of=_INSTANCE)
+    ).first()
     if locked is None:
         raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
     # Read after the lock is held: a statement that waited for it sees what its holder left.
@@ -67,7 +81,7 @@ def _lock(db_session: Session, task_id: str, what) -> tuple[HumanTask, object]:
         .unique()
         .scalar_one()
     )
-    return task, locked
+    return task, tuple(locked)
 
 
 def assignment(task: HumanTask) -> dict:
@@ -109,20 +123,24 @@ def reassign_task(
         ]
     after = assignment(task)
     found = compiled_of(db_session, task.instance_id)
-    db_session.add(
-        ProcessEvent(
-            instance_id=task.instance_id,
-            ticket_id=task.ticket_id,
-            element_id=task.element_id,
-            element_type=_element_type(found, task.element_id),
-            element_name=task.name,
-            event_type=event_type,
-            actor=actor,
-            at=utcnow(),
-            data={"task_id": task.id, "from": before, "to": after, "reason": reason},
-        )
-    )
     db_session.flush()
+    # Written as the engine's steps write theirs (runtime.save_steps): a row, not an object.
+    db_session.execute(
+        _EVENT.insert(),
+        [
+            {
+                "instance_id": task.instance_id,
+                "ticket_id": task.ticket_id,
+                "element_id": task.element_id,
+                "element_type": _element_type(found, task.element_id),
+                "element_name": task.name,
+                "event_type": event_type,
+                "actor": actor,
+                "at": utcnow(),
+                "data": {"task_id": task.id, "from": before, "to": after, "reason": reason},
+            }
+        ],
+    )
     task_reassigned.send(task, db_session=db_session, event_type=event_type, actor=actor)
     return before, after
 

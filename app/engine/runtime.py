@@ -103,14 +103,24 @@ def specs_of(definition: ProcessDefinition):
 
 
 def check_format(instance: ProcessInstance) -> None:
-    if instance.state_format != STATE_FORMAT:
+    _check_format(instance.id, instance.state_format)
+
+
+def _check_format(instance_id: int, state_format: str) -> None:
+    if state_format != STATE_FORMAT:
         # Another SpiffWorkflow release or our own format change: loading could misread it.
         raise ProcessError(
-            f"流程实例 {instance.id} 的保存格式为 {instance.state_format}，当前版本只能读取 "
+            f"流程实例 {instance_id} 的保存格式为 {state_format}，当前版本只能读取 "
             f"{STATE_FORMAT}，请先迁移实例数据",
-            f"process instance {instance.id} was saved as {instance.state_format}; this "
+            f"process instance {instance_id} was saved as {state_format}; this "
             f"release reads {STATE_FORMAT}; migrate the stored instances first",
         )
+
+
+def restore_state(instance_id: int, state: str, state_format: str, found: Compiled) -> BpmnWorkflow:
+    """The workflow of a state read without its instance object, on ``found``'s specs."""
+    _check_format(instance_id, state_format)
+    return load_state(state, found.spec, found.subprocess_specs, SCRIPT_ENGINE)
 
 
 def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -15,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.engine.runtime import TIMER_CHANNEL, TIMER_NOTIFY_HORIZON
 from app.engine.timers import CLAIM_GROWTH, FireReport, fire_due_timers, next_due
 from app.extensions import db
+from app.gctune import tune_gc
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -26,25 +26,6 @@ _STOP_CHECK_SECONDS = 1.0
 # whatever it fires, and at 10,000 timers a minute waking for each one cost three times the
 # firings themselves.
 _GATHER_SECONDS = 0.1
-
-
-def tune_gc() -> None:
-    """Collect the youngest objects less often, and never look again at those made so far.
-
-    A firing makes thousands of short-lived objects that point at each other (SpiffWorkflow
-    tasks and their workflow). With Python's default thresholds that meant a full collection
-    every ~1,200 firings, walking every object of the process for ~0.2 s (a pause in the
-    firing, and a tenth of its cost); frozen, the app, the modules and the restored specs are
-    never walked again, and the young objects are collected every 20,000 allocations (a few
-    MB) instead of 700.
-    """
-    if gc.get_threshold()[0] < _GC_THRESHOLD:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(_GC_THRESHOLD, *gc.get_threshold()[1:])
-
-
-_GC_THRESHOLD = 20_000
 
 
 class TimerWorker:
