@@ -25,6 +25,15 @@ from tests.conftest import SHANGHAI, backend
 from tests.flows import Flow
 
 NOW = datetime(2026, 11, 27, 10, 30, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(autouse=True)
+def _a_minute_before_now():
+    """Every test runs a minute before NOW (the clock going on): mail written by notify()
+    is due at once, so a send at NOW finds it, whatever today's date is."""
+    with time_machine.travel(NOW - timedelta(minutes=1), tick=True):
+        yield
+
 TITLE = ("工单即将超时", "Work order nearly due")
 BODY = ("响应时限还剩 30 分钟", "30 minutes left to respond")
 

@@ -314,17 +314,21 @@ def test_a_response_timer_is_never_due_once_staff_acted_and_percent_and_typos(
 ):
     # Alembic's fileConfig (run by the fixtures' upgrade) disables loggers that existed before.
     monkeypatch.setattr(logging.getLogger("app.sla.bpmn_timers"), "disabled", False)
-    data = probe_bpmn(
-        timer_response={"sla": "response"},
-        timer_half={"sla": "resolution", "sla_percent": "50"},
-        timer_typo={"sla": "resolutoin"},
-    )
+    timers_of_probe = {
+        "timer_response": {"sla": "response"},
+        "timer_half": {"sla": "resolution", "sla_percent": "50"},
+        "timer_plain": {},
+    }
+    # Deploy refuses a typo (tests/test_sla_lint.py); a version stored before that rule still
+    # runs, and the timer keeps its own expression with a warning.
     with caplog.at_level(logging.WARNING, logger="app.sla.bpmn_timers"):
-        assert read_sla_timers("sla_probe.bpmn", data) == {
+        typo = probe_bpmn(**timers_of_probe, timer_typo={"sla": "resolutoin"})
+        assert read_sla_timers("sla_probe.bpmn", typo) == {
             "timer_response": SlaTimer("timer_response", "response", 100, "task_work"),
             "timer_half": SlaTimer("timer_half", "resolution", 50, "task_work"),
         }
     assert "timer_typo" in caplog.text, "a property naming no clock is reported"
+    data = probe_bpmn(**timers_of_probe)
     engine.deploy(db_session=db_session, files=[("sla_probe.bpmn", data)], actor="admin")
     policy(db_session, workday, "探针", process_key="sla_probe", response_event="first_action")
 
@@ -333,7 +337,7 @@ def test_a_response_timer_is_never_due_once_staff_acted_and_percent_and_typos(
     assert timers(flow) == {
         "timer_response": THURSDAY_9 + timedelta(hours=1),
         "timer_half": THURSDAY_9 + timedelta(hours=5),  # 240 working minutes, lunch excluded
-        "timer_typo": THURSDAY_9 + timedelta(minutes=30),  # its own expression
+        "timer_plain": THURSDAY_9 + timedelta(minutes=30),  # its own expression
     }
 
     with at(THURSDAY_9 + timedelta(minutes=10)):
@@ -348,9 +352,9 @@ def test_a_response_timer_is_never_due_once_staff_acted_and_percent_and_typos(
     assert timers(flow)["timer_half"] == THURSDAY_9 + timedelta(hours=5)
 
     run_worker(flow, THURSDAY_9 + timedelta(hours=1, minutes=1))
-    assert [e.element_id for e in flow.events("timer_fired")] == ["timer_typo"]
+    assert [e.element_id for e in flow.events("timer_fired")] == ["timer_plain"]
     run_worker(flow, THURSDAY_9 + timedelta(hours=5, minutes=1))
-    assert [e.element_id for e in flow.events("timer_fired")] == ["timer_typo", "timer_half"]
+    assert [e.element_id for e in flow.events("timer_fired")] == ["timer_plain", "timer_half"]
     assert set(timers(flow)) == {"timer_response"}
 
 

@@ -2,9 +2,10 @@
 
 Each one catches a diagram SpiffWorkflow accepts but that would strand work: a flow node no
 token can reach or leave, a user task nobody is offered, a timer written as an ISO literal
-(Python reads `PT4H` as a name and fails only when the timer starts). The browser designer
-runs the same rules as bpmnlint rules (designer/bpmnlint-plugin-paidan), so an admin sees them
-while drawing; deploy refuses them here whatever made the file.
+(Python reads `PT4H` as a name and fails only when the timer starts), an SLA property on a
+timer that the SLA clock cannot use (the timer would keep its wall-clock expression unnoticed).
+The browser designer runs the same rules as bpmnlint rules (designer/bpmnlint-plugin-paidan),
+so an admin sees them while drawing; deploy refuses them here whatever made the file.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ FLOW_NODES = {
 CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
 # Who may work on a user task (dueDate and formKey say nothing about that).
 _WHO = tuple(name for name in ASSIGNMENT_ATTRIBUTES if name not in {"dueDate", "formKey"})
+# Camunda properties that tie a timer boundary event to an SLA clock (read by app/sla/bpmn_timers):
+# the clock kinds are spelled out here because the engine imports no domain package.
+SLA_PROPERTY, SLA_PERCENT_PROPERTY = "sla", "sla_percent"
+SLA_KINDS = ("response", "resolution")
+SLA_PERCENT_MAX = 1000
 # An ISO 8601 duration or repeating interval written bare, where an expression is read.
 _ISO_LITERAL = re.compile(
     r"^(R\d*/)?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
@@ -71,6 +77,7 @@ def lint_problems(filename: str, root: etree._Element) -> list[Problem]:
         found += _unconnected(filename, process)
         found += _unassigned(filename, process)
         found += _bare_timers(filename, process)
+        found += _sla_timer_properties(filename, process)
     return found
 
 
@@ -172,6 +179,83 @@ def _bare_timers(filename: str, process: etree._Element) -> list[Problem]:
                     f"file {filename}: the timer expression {text} of element {event.get('id')} "
                     "would be read as a variable name: timers are Python expressions, so an "
                     f'ISO 8601 value needs quotes: "{text}"',
+                    filename,
+                    event.get("id"),
+                )
+            )
+    return found
+
+
+def _properties(node: etree._Element) -> dict[str, str]:
+    return {
+        prop.get("name"): (prop.get("value") or "").strip()
+        for prop in node.iterfind("bpmn:extensionElements/camunda:properties/camunda:property", NS)
+    }
+
+
+def _sla_percent_problem(text: str) -> tuple[str, str] | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return f"「{text}」不是数字", f"{text!r} is not a number"
+    if not 0 < value <= SLA_PERCENT_MAX:  # NaN fails this too
+        return (
+            f"{text} 不在 0（不含）到 {SLA_PERCENT_MAX} 之间",
+            f"{text} is not above 0 and at most {SLA_PERCENT_MAX}",
+        )
+    return None
+
+
+def _sla_timer_properties(filename: str, process: etree._Element) -> list[Problem]:
+    """An `sla` / `sla_percent` property that the SLA clock could not use: the timer would
+    silently keep its own wall-clock expression instead of following the clock."""
+    found = []
+    for event in process.iter(f"{{{BPMN_NS}}}boundaryEvent"):
+        properties = _properties(event)
+        if SLA_PROPERTY not in properties and SLA_PERCENT_PROPERTY not in properties:
+            continue
+        kind = properties.get(SLA_PROPERTY)
+        reasons = []
+        if not _has_definition(event, "timer"):
+            reasons.append(
+                (
+                    "SLA 属性只能用在定时器边界事件上",
+                    "SLA properties apply to timer boundary events only",
+                )
+            )
+        if kind is None:
+            reasons.append(
+                (
+                    f"有 {SLA_PERCENT_PROPERTY} 但没有 {SLA_PROPERTY}（应为 response 或 resolution）",
+                    f"has {SLA_PERCENT_PROPERTY} but no {SLA_PROPERTY} (response or resolution)",
+                )
+            )
+        elif kind not in SLA_KINDS:
+            reasons.append(
+                (
+                    f"属性 {SLA_PROPERTY} 的值「{kind}」无效，应为 response（响应）或 "
+                    "resolution（解决）",
+                    f"property {SLA_PROPERTY} is {kind!r}; it must be response or resolution",
+                )
+            )
+        percent = properties.get(SLA_PERCENT_PROPERTY)
+        if percent is not None:
+            problem = _sla_percent_problem(percent)
+            if problem is not None:
+                reasons.append(
+                    (
+                        f"属性 {SLA_PERCENT_PROPERTY} {problem[0]}，应为大于 0、不超过 "
+                        f"{SLA_PERCENT_MAX} 的数（时限的百分比，默认 100）",
+                        f"property {SLA_PERCENT_PROPERTY}: {problem[1]}; it must be a number "
+                        f"above 0 and at most {SLA_PERCENT_MAX} (percent of the target, default 100)",
+                    )
+                )
+        for zh, en in reasons:
+            found.append(
+                Problem(
+                    "sla-timer-property",
+                    f"文件 {filename}：边界事件 {element_label(event)} 的 SLA 设置有误：{zh}",
+                    f"file {filename}: boundary event {event.get('id')} has a bad SLA setting: {en}",
                     filename,
                     event.get("id"),
                 )

@@ -13,6 +13,8 @@ from app.timeutil import UTCDateTime, utcnow
 
 # BigInteger primary keys stay autoincrementing on SQLite only as INTEGER.
 BigId = BigInteger().with_variant(Integer, "sqlite")
+# A task's due time in this year is held (see HumanTask.paused).
+HELD_YEAR = 9999
 
 
 class ProcessDefinition(db.Model):
@@ -96,6 +98,12 @@ class HumanTask(db.Model):
     @property
     def candidate_users(self) -> list[str]:
         return [c.value for c in self.candidates if c.kind == "user"]
+
+    @property
+    def paused(self) -> bool:
+        """Whether the due time is held: set to the year 9999 by the domain that owns it (an
+        SLA clock on hold, app.sla.clock.NEVER). The API shows it beside ``due_at``."""
+        return self.due_at is not None and self.due_at.year >= HELD_YEAR
 
 
 class HumanTaskCandidate(db.Model):

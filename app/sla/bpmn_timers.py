@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from app import engine
 from app.engine.models import ProcessDefinition, ProcessInstance, Timer
 from app.engine.parser import NS, load_xml
-from app.sla.clock import TIMERS_PENDING, clocks_of, note_change, timer_due
+from app.sla import missing_years, task_due
+from app.sla.clock import MISSING_YEARS, TIMERS_PENDING, clocks_of, note_change, timer_due
 from app.sla.sla_models import CLOCK_KINDS
 from app.tickets.models import Ticket
 from app.timeutil import utcnow
@@ -99,10 +100,12 @@ def _percent(text: str) -> float | None:
 
 def note_opened(db_session: Session, instance: ProcessInstance, opened_elements: list[str]) -> None:
     """User tasks opened in this step whose SLA timers just started waiting on their own
-    expression: move them to the clock before the step's transaction commits."""
+    expression, or whose due date came from their own expression: move them to the clock
+    before the step's transaction commits."""
     if instance.ticket_id is None or not opened_elements:
         return
     attached = {timer.attached_to for timer in sla_timers(instance.definition).values()}
+    attached |= task_due.due_date_tasks(instance.definition)
     if attached.intersection(opened_elements):
         note_change(db_session, instance.ticket_id)
 
@@ -124,8 +127,9 @@ def move_pending(db_session: Session, now: datetime | None = None) -> None:
 
 def move_timers_of(db_session: Session, ticket_id: int, now: datetime, kinds=CLOCK_KINDS) -> int:
     """Move the waiting SLA timers of the ticket's process that stand for its ``kinds``
-    clocks to their due times; timers whose clock does not exist (no policy matched) keep
-    their own. Returns how many timer elements moved."""
+    clocks to their due times, then give its open user tasks that have a due date the
+    clock's (``task_due``); timers and tasks of a work order without clocks (no policy
+    matched) keep their own. Returns how many timer elements moved."""
     # The ticket, its instance and the definition are in the session after a step or a
     # clock change; a process without timers for these kinds costs no query.
     ticket = db_session.get(Ticket, ticket_id)
@@ -139,11 +143,25 @@ def move_timers_of(db_session: Session, ticket_id: int, now: datetime, kinds=CLO
         for element_id, timer in sla_timers(instance.definition).items()
         if timer.kind in kinds
     }
-    if not timers:
+    due_tasks = task_due.due_date_tasks(instance.definition)
+    if not timers and not due_tasks:
         return 0
     clocks = {clock.kind: clock for clock in clocks_of(db_session, ticket_id)}
     if not clocks:
         return 0
+    moved = _move_timers(db_session, instance, timers, clocks, now) if timers else 0
+    # After the moves: an escalation that fired may have closed a task.
+    task_due.follow_clock(db_session, instance.id, due_tasks, clocks)
+    return moved
+
+
+def _move_timers(
+    db_session: Session,
+    instance: ProcessInstance,
+    timers: dict[str, SlaTimer],
+    clocks: dict,
+    now: datetime,
+) -> int:
     waiting = db_session.execute(
         select(Timer.element_id, Timer.due_at).where(
             Timer.instance_id == instance.id, Timer.element_id.in_(sorted(timers))
@@ -175,6 +193,9 @@ def _move_before_commit(session: Session) -> None:
     session.flush()
     if session.info.get(TIMERS_PENDING):
         move_pending(session)
+    # After the moves: their steps may run into the missing year as well.
+    if session.info.get(MISSING_YEARS):
+        missing_years.notify_admins(session)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -183,3 +204,4 @@ def _forget_after_rollback(session: Session, previous_transaction) -> None:
     # the next commit of this session (the timer worker's postponing commit).
     if previous_transaction.parent is None:
         session.info.pop(TIMERS_PENDING, None)
+        session.info.pop(MISSING_YEARS, None)

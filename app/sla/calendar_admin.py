@@ -26,6 +26,7 @@ from app.sla.calendars_service import (
     remove_day,
     uncovered_years,
 )
+from app.sla.clock import settle_unknown
 from app.sla.models import BusinessCalendar, CalendarDay
 from app.sla.sla_models import SlaClock
 from app.timeutil import utcnow
@@ -64,7 +65,8 @@ def add_calendar_day(
 ) -> CalendarDay:
     """A day for a calendar: a holiday or adjusted workday goes to the official table (it
     applies to every calendar that follows the official holidays), a closure to this calendar.
-    A date already there is refused (409): remove it first to change it."""
+    A date already there is refused (409): remove it first to change it. An official day may
+    make a year known: clocks whose deadline was unknown get it (`clock.settle_unknown`)."""
     calendar = _calendar_taking_days(db_session, calendar_id)
     problems = line_problems(day, kind, name, calendar, follows_official(calendar))
     if problems:
@@ -74,7 +76,7 @@ def add_calendar_day(
             errors={field: [en] for field, _, en in problems},
         )
     official = kind in OFFICIAL_KINDS and follows_official(calendar)
-    return add_day(
+    row = add_day(
         db_session=db_session,
         calendar_id=None if official else calendar.id,
         day=day,
@@ -83,6 +85,9 @@ def add_calendar_day(
         actor=actor,
         replace=False,
     )
+    if official:
+        settle_unknown(db_session)
+    return row
 
 
 def remove_calendar_day(
@@ -107,15 +112,19 @@ def import_calendar_days(
     *, db_session: Session, calendar_id: int, text: str, actor: str | None = None
 ) -> list[CalendarDay]:
     """CSV lines for a calendar: holidays and adjusted workdays to the official table (when it
-    follows them), closures to the calendar; all or nothing (see `import_days`)."""
+    follows them), closures to the calendar; all or nothing (see `import_days`). Clocks whose
+    deadline was unknown for want of these days get it (and their timers move at commit)."""
     calendar = _calendar_taking_days(db_session, calendar_id)
-    return import_days(
+    rows = import_days(
         db_session=db_session,
         text=text,
         calendar_id=calendar.id,
         actor=actor,
         official_too=follows_official(calendar),
     )
+    if any(row.calendar_id is None for row in rows):
+        settle_unknown(db_session)
+    return rows
 
 
 def years_in_use(db_session: Session, calendar: BusinessCalendar, today: date) -> list[int]:

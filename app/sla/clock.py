@@ -8,6 +8,11 @@ target (the priority changed) is counted from the original start over the same l
 Every change of a clock is noted on the session (``TIMERS_PENDING``): before the transaction
 commits, ``app.sla.bpmn_timers`` moves the BPMN timers that stand for the clock to its new due
 time.
+
+A deadline that falls in a year without official holiday data is unknown, never guessed: the
+clock runs with no deadline (``deadline_unknown``), its timers wait at ``NEVER``, and the year is
+noted (``MISSING_YEARS``) so that the admins hear of it once (``app.sla.missing_years``). When
+the year's days are entered, ``settle_unknown`` computes the deadlines.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, selectinload
 
+from app.sla.calendar import MissingOfficialYear
 from app.sla.calendars_service import load_calendar
 from app.sla.policies import TicketFacts, match_policy
 from app.sla.sla_models import CLOCK_KINDS, SlaClock, SlaInterval, SlaPolicy
@@ -32,6 +38,9 @@ NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 # session.info key: {ticket id: kinds of its clocks that changed in this transaction}.
 TIMERS_PENDING = "sla_timers_pending"
+# session.info key: {year: calendar id} of years without official holiday data that a clock
+# of this transaction needed (its deadline is unknown).
+MISSING_YEARS = "sla_missing_years"
 
 
 def clocks_of(db_session: Session, ticket_id: int) -> list[SlaClock]:
@@ -177,6 +186,44 @@ def note_change(db_session: Session, ticket_id: int, kinds: tuple[str, ...] = CL
     db_session.info.setdefault(TIMERS_PENDING, {}).setdefault(ticket_id, set()).update(kinds)
 
 
+def note_missing_year(db_session: Session, year: int, calendar_id: int) -> None:
+    """Note that a deadline needed the official holidays of ``year``, which nobody entered.
+    Only touches ``session.info``: safe inside a flush."""
+    db_session.info.setdefault(MISSING_YEARS, {}).setdefault(year, calendar_id)
+
+
+def settle_unknown(db_session: Session, now: datetime | None = None) -> int:
+    """Compute again the deadlines of running clocks that have none (unknown for want of a
+    year's holidays, or paused): after an admin entered official days. Each clock whose
+    deadline became known notes its ticket, so its BPMN timers move before the commit.
+    Returns how many deadlines became known."""
+    now = now or utcnow()
+    clocks = db_session.scalars(
+        select(SlaClock)
+        .where(SlaClock.stopped_at.is_(None), SlaClock.deadline.is_(None))
+        .options(selectinload(SlaClock.intervals), selectinload(SlaClock.policy))
+        .order_by(SlaClock.id)
+    ).all()
+    known = 0
+    calendars: dict[int, object] = {}
+    for clock in clocks:
+        if _open_interval(clock).state != "running":
+            continue
+        calendar = calendars.get(clock.calendar_id)
+        if calendar is None:
+            calendar = calendars[clock.calendar_id] = load_calendar(db_session, clock.calendar_id)
+        _settle(clock, now, calendar)
+        if clock.deadline is not None:
+            known += 1
+            note_change(db_session, clock.ticket_id, (clock.kind,))
+    return known
+
+
+def is_paused(clock: SlaClock) -> bool:
+    """Whether the clock is on hold (paused and not stopped)."""
+    return clock.stopped_at is None and _open_interval(clock).state == "paused"
+
+
 def _open_interval(clock: SlaClock) -> SlaInterval:
     return next(interval for interval in reversed(clock.intervals) if interval.ends_at is None)
 
@@ -194,13 +241,14 @@ def _calendar_of(clock: SlaClock):
 
 def _walk(
     clock: SlaClock, calendar, now: datetime, target: float | None = None
-) -> tuple[datetime, bool, float]:
-    """(deadline, whether the running time already reached it, running minutes so far).
+) -> tuple[datetime, bool]:
+    """(deadline, whether the running time already reached it).
 
     The deadline is found in the running interval where the running minutes reach the
     target (the clock's, unless ``target`` is given); when the clock is paused or stopped
     short of it, it is projected from the moment the clock would run again (now when paused,
-    the stop when stopped)."""
+    the stop when stopped). Raises `MissingOfficialYear` when it needs a year without official
+    holiday data, except for a deadline reached before that year (it is known)."""
     end_of_time = clock.stopped_at or now
     target = clock.target_minutes if target is None else target
     used = 0.0
@@ -208,16 +256,26 @@ def _walk(
         if interval.state != "running":
             continue
         ends = interval.ends_at or end_of_time
-        minutes = (
-            calendar.working_minutes(interval.starts_at, ends) if ends > interval.starts_at else 0.0
-        )
+        try:
+            minutes = (
+                calendar.working_minutes(interval.starts_at, ends)
+                if ends > interval.starts_at
+                else 0.0
+            )
+        except MissingOfficialYear:
+            # The interval reaches into the unknown year: its minutes cannot be counted, but a
+            # deadline before that year can still be found (add() stops at it).
+            due = calendar.add(interval.starts_at, target - used)
+            if due <= ends:
+                return due, True
+            raise
         if used + minutes >= target:
-            return calendar.add(interval.starts_at, target - used), True, used + minutes
+            return calendar.add(interval.starts_at, target - used), True
         if interval.ends_at is None and clock.stopped_at is None:
-            return calendar.add(interval.starts_at, target - used), False, used + minutes
+            return calendar.add(interval.starts_at, target - used), False
         used += minutes
     base = clock.stopped_at or max(now, _open_interval(clock).starts_at)
-    return calendar.add(base, target - used), False, used
+    return calendar.add(base, target - used), False
 
 
 def deadline_of(clock: SlaClock, now: datetime | None = None, calendar=None) -> datetime:
@@ -234,10 +292,14 @@ def timer_due(
     """When a BPMN timer that stands for ``percent`` % of the clock's target should fire: the
     moment the running working minutes reach it. ``NEVER`` while the clock is paused or
     stopped short of that point: a paused clock must not escalate, and a stopped one met it.
-    A point already reached gives its (past) moment, so a timer still waiting fires at once."""
+    A point already reached gives its (past) moment, so a timer still waiting fires at once.
+    A point in a year without holiday data is unknown: ``NEVER`` as well, until it is known."""
     calendar = calendar or _calendar_of(clock)
     target = clock.target_minutes * percent / 100
-    due, reached, _ = _walk(clock, calendar, now or utcnow(), target)
+    try:
+        due, reached = _walk(clock, calendar, now or utcnow(), target)
+    except MissingOfficialYear:
+        return NEVER  # unknown: it must not fire on a guess; settle_unknown moves it later
     if reached:
         return due
     if clock.stopped_at is not None or _open_interval(clock).state == "paused":
@@ -245,10 +307,16 @@ def timer_due(
     return due
 
 
-def _settle(clock: SlaClock, now: datetime) -> None:
+def _settle(clock: SlaClock, now: datetime, calendar=None) -> None:
     """Store the deadline (none while paused short of it: it depends on when work resumes)
-    and the breach (the deadline, once the running time reached it)."""
-    deadline, reached, _ = _walk(clock, _calendar_of(clock), now)
+    and the breach (the deadline, once the running time reached it). None as well when it
+    needs a year without official holiday data: that year is noted, nothing is refused."""
+    try:
+        deadline, reached = _walk(clock, calendar or _calendar_of(clock), now)
+    except MissingOfficialYear as missing:
+        clock.deadline = clock.breached_at = None
+        note_missing_year(object_session(clock), missing.year, clock.calendar_id)
+        return
     paused = clock.stopped_at is None and _open_interval(clock).state == "paused"
     clock.deadline = None if paused and not reached else deadline
     clock.breached_at = deadline if reached else None
@@ -259,7 +327,9 @@ def _settle(clock: SlaClock, now: datetime) -> None:
 
 def ledger(db_session: Session, ticket_id: int, now: datetime | None = None) -> list[dict]:
     """The ticket's clocks with their intervals, deadline, working minutes used and left,
-    percent used and state (running, paused or stopped), JSON-ready."""
+    percent used and state (running, paused or stopped), JSON-ready. A clock whose deadline
+    needs a year without official holiday data says so (``deadline_unknown`` and
+    ``missing_holiday_year``); the working minutes it cannot count are None."""
     now = now or utcnow()
     calendars: dict[int, object] = {}
     result = []
@@ -267,54 +337,79 @@ def ledger(db_session: Session, ticket_id: int, now: datetime | None = None) -> 
         calendar = calendars.get(clock.calendar_id)
         if calendar is None:
             calendar = calendars[clock.calendar_id] = load_calendar(db_session, clock.calendar_id)
-        deadline, reached, _ = _walk(clock, calendar, now)
-        end_of_time = clock.stopped_at or now
-        intervals = []
-        running = paused = 0.0
-        for interval in clock.intervals:
-            ends = interval.ends_at or end_of_time
-            minutes = (
-                calendar.working_minutes(interval.starts_at, ends)
-                if ends > interval.starts_at
-                else 0.0
-            )
-            if interval.state == "running":
-                running += minutes
-            else:
-                paused += minutes
-            intervals.append(
-                {
-                    "state": interval.state,
-                    "starts_at": _iso(interval.starts_at),
-                    "ends_at": _iso(interval.ends_at),
-                    "reason": interval.reason,
-                    "working_minutes": round(minutes, 1),
-                }
-            )
         state = "stopped" if clock.stopped_at else _open_interval(clock).state
-        result.append(
-            {
-                "kind": clock.kind,
-                "policy": {"id": clock.policy.id, "name": clock.policy.name}
-                if clock.policy
-                else None,
-                "calendar_id": clock.calendar_id,
-                "state": state,
-                "started_at": _iso(clock.started_at),
-                "target_minutes": clock.target_minutes,
-                # While paused: the deadline if work resumed now.
-                "deadline": _iso(deadline),
-                "stopped_at": _iso(clock.stopped_at),
-                "breached": reached,
-                "breached_at": _iso(deadline) if reached else None,
-                "elapsed_minutes": round(running, 1),
-                "paused_minutes": round(paused, 1),
-                "remaining_minutes": round(max(clock.target_minutes - running, 0.0), 1),
-                "percent_used": round(100 * running / clock.target_minutes, 1),
-                "intervals": intervals,
-            }
-        )
+        row = {
+            "kind": clock.kind,
+            "policy": {"id": clock.policy.id, "name": clock.policy.name} if clock.policy else None,
+            "calendar_id": clock.calendar_id,
+            "state": state,
+            "paused": state == "paused",
+            "started_at": _iso(clock.started_at),
+            "target_minutes": clock.target_minutes,
+            "stopped_at": _iso(clock.stopped_at),
+        }
+        try:
+            row.update(_counted(clock, calendar, now))
+        except MissingOfficialYear as missing:
+            row.update(_uncounted(clock, missing.year))
+        result.append(row)
     return result
+
+
+def _counted(clock: SlaClock, calendar, now: datetime) -> dict:
+    deadline, reached = _walk(clock, calendar, now)
+    end_of_time = clock.stopped_at or now
+    intervals = []
+    running = paused = 0.0
+    for interval in clock.intervals:
+        ends = interval.ends_at or end_of_time
+        minutes = (
+            calendar.working_minutes(interval.starts_at, ends) if ends > interval.starts_at else 0.0
+        )
+        if interval.state == "running":
+            running += minutes
+        else:
+            paused += minutes
+        intervals.append(_interval(interval, round(minutes, 1)))
+    return {
+        # While paused: the deadline if work resumed now.
+        "deadline": _iso(deadline),
+        "deadline_unknown": False,
+        "missing_holiday_year": None,
+        "breached": reached,
+        "breached_at": _iso(deadline) if reached else None,
+        "elapsed_minutes": round(running, 1),
+        "paused_minutes": round(paused, 1),
+        "remaining_minutes": round(max(clock.target_minutes - running, 0.0), 1),
+        "percent_used": round(100 * running / clock.target_minutes, 1),
+        "intervals": intervals,
+    }
+
+
+def _uncounted(clock: SlaClock, year: int) -> dict:
+    """A clock that reaches a year without holiday data: what is stored, and no minutes."""
+    return {
+        "deadline": _iso(clock.deadline),
+        "deadline_unknown": clock.deadline is None,
+        "missing_holiday_year": year,
+        "breached": clock.breached_at is not None,
+        "breached_at": _iso(clock.breached_at),
+        "elapsed_minutes": None,
+        "paused_minutes": None,
+        "remaining_minutes": None,
+        "percent_used": None,
+        "intervals": [_interval(interval, None) for interval in clock.intervals],
+    }
+
+
+def _interval(interval: SlaInterval, minutes: float | None) -> dict:
+    return {
+        "state": interval.state,
+        "starts_at": _iso(interval.starts_at),
+        "ends_at": _iso(interval.ends_at),
+        "reason": interval.reason,
+        "working_minutes": minutes,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -54,7 +54,8 @@ def recipients(db_session: Session, ticket: Ticket, roles: list[str]) -> list[Us
 
 def escalate(*, db_session: Session, now: datetime) -> int:
     """Notify every level reached by the running clocks; returns how many levels notified.
-    Paused clocks (no deadline) wait; stopped ones are done. The caller commits."""
+    Paused clocks and clocks whose deadline is unknown (no deadline: a year without holiday
+    data) wait; stopped ones are done. The caller commits."""
     clocks = db_session.scalars(
         select(SlaClock).where(SlaClock.stopped_at.is_(None), SlaClock.deadline.is_not(None))
     ).all()
@@ -64,8 +65,8 @@ def escalate(*, db_session: Session, now: datetime) -> int:
         by_kind = {clock.kind: clock for clock in clocks if clock.ticket_id == ticket_id}
         for row in ledger(db_session, ticket_id, now):
             clock = by_kind.get(row["kind"])
-            if clock is None or clock.policy is None:
-                continue
+            if clock is None or clock.policy is None or row["percent_used"] is None:
+                continue  # no percent without the holidays of a year it reaches: wait for them
             levels = [
                 (
                     f"reminder-{clock.policy.reminder_percent}",

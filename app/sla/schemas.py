@@ -11,9 +11,12 @@ LEDGER_EXAMPLE = {
             "policy": {"id": 3, "name": "设施报修 P2"},
             "calendar_id": 1,
             "state": "running",
+            "paused": False,
             "started_at": "2026-11-26T01:00:00+00:00",
             "target_minutes": 480,
             "deadline": "2026-11-27T05:00:00+00:00",
+            "deadline_unknown": False,
+            "missing_holiday_year": None,
             "stopped_at": None,
             "breached": False,
             "breached_at": None,
@@ -47,7 +50,9 @@ class IntervalSchema(Schema):
     starts_at = fields.String()
     ends_at = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
-    working_minutes = fields.Float()
+    working_minutes = fields.Float(
+        allow_none=True, metadata={"description": "null while a year it spans has no holiday data"}
+    )
 
 
 class PolicyRefSchema(Schema):
@@ -60,18 +65,33 @@ class ClockSchema(Schema):
     policy = fields.Nested(PolicyRefSchema, allow_none=True)
     calendar_id = fields.Integer()
     state = fields.String(metadata={"description": "running | paused | stopped"})
+    paused = fields.Boolean(metadata={"description": "state is paused: the deadline is on hold"})
     started_at = fields.String()
     target_minutes = fields.Integer(metadata={"description": "working minutes"})
     deadline = fields.String(
-        allow_none=True, metadata={"description": "while paused: the deadline if work resumed now"}
+        allow_none=True,
+        metadata={
+            "description": "while paused: the deadline if work resumed now; null when unknown"
+        },
+    )
+    deadline_unknown = fields.Boolean(
+        metadata={
+            "description": "the deadline falls in a year without official holiday data "
+            "(截止时间未知): it is computed when an admin enters that year's days, and the "
+            "clock does not escalate meanwhile"
+        }
+    )
+    missing_holiday_year = fields.Integer(
+        allow_none=True,
+        metadata={"description": "the year without holiday data that the clock reaches"},
     )
     stopped_at = fields.String(allow_none=True)
     breached = fields.Boolean()
     breached_at = fields.String(allow_none=True)
-    elapsed_minutes = fields.Float()
-    paused_minutes = fields.Float()
-    remaining_minutes = fields.Float()
-    percent_used = fields.Float()
+    elapsed_minutes = fields.Float(allow_none=True)
+    paused_minutes = fields.Float(allow_none=True)
+    remaining_minutes = fields.Float(allow_none=True)
+    percent_used = fields.Float(allow_none=True)
     intervals = fields.List(fields.Nested(IntervalSchema))
 
 

@@ -15,6 +15,8 @@ from app.auth.models import Group, User
 from app.engine.models import HumanTask, ProcessDefinition, ProcessEvent, Timer
 from app.i18n import pick
 from app.site.models import CheckIn
+from app.sla.clock import NEVER
+from app.sla.shown import held_notes
 from app.tickets.models import Satisfaction, Ticket, TicketNote
 from app.timeutil import utcnow
 
@@ -54,6 +56,9 @@ class Deadline:
     kind: str  # task | timer
     overdue: bool
     remaining: str
+    # Shown instead of the due time when the SLA clock holds it (paused, deadline unknown).
+    held: str | None = None
+    element_id: str | None = None
 
 
 def display_names(db_session: Session, usernames) -> dict[str, str]:
@@ -290,11 +295,13 @@ def timeline(
 # ---------------------------------------------------------------- SLA clock and diagram
 
 
-def _deadline(name: str, due_at: datetime, kind: str, now: datetime) -> Deadline:
+def _deadline(
+    name: str, due_at: datetime, kind: str, now: datetime, element_id: str | None = None
+) -> Deadline:
     overdue = due_at <= now
     text = duration_text(due_at - now)
     remaining = _("overdue by %(time)s", time=text) if overdue else _("%(time)s left", time=text)
-    return Deadline(name, due_at, kind, overdue, remaining)
+    return Deadline(name, due_at, kind, overdue, remaining, element_id=element_id)
 
 
 def sla_clock(
@@ -306,7 +313,8 @@ def sla_clock(
     with_timers: bool,
     now: datetime | None = None,
 ) -> list[Deadline]:
-    """Due times of the open tasks shown, and (for staff) of the pending timers, soonest first."""
+    """Due times of the open tasks shown, and (for staff) of the pending timers, soonest first.
+    A due time the SLA clock holds (``NEVER``) carries the note to show instead (``held``)."""
     now = now or utcnow()
     deadlines = [
         _deadline(pick(task.name), task.due_at, "task", now) for task in tasks if task.due_at
@@ -317,7 +325,14 @@ def sla_clock(
             select(Timer).where(Timer.instance_id == ticket.process_instance_id)
         ):
             name = (elements.get(timer.element_id) or {}).get("name") or timer.element_id
-            deadlines.append(_deadline(pick(name), timer.due_at, "timer", now))
+            deadline = _deadline(pick(name), timer.due_at, "timer", now, timer.element_id)
+            deadlines.append(deadline)
+    held = [deadline for deadline in deadlines if deadline.due_at >= NEVER]
+    if held:
+        notes = held_notes(db_session, ticket.id, definition)
+        for deadline in held:
+            deadline.overdue = False
+            deadline.held = notes.get(deadline.element_id) or notes[None]
     return sorted(deadlines, key=lambda deadline: deadline.due_at)
 
 

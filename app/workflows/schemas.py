@@ -3,9 +3,27 @@ examples the OpenAPI document shows."""
 
 import re
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 from app.api import PageSchema
+from app.engine.models import HELD_YEAR
+
+# A due time in the year HELD_YEAR is held by the work order's SLA clock (app.sla.clock.NEVER:
+# paused, or an SLA deadline still unknown). It stays a date; `paused: true` says so beside it.
+HELD_DESCRIPTION = (
+    "9999-01-01T00:00:00+00:00 while the work order's SLA clock holds it (paused; for SLA "
+    "timers also a deadline still unknown, or a target met before the timer's point); "
+    "`paused` is then true"
+)
+PAUSED_DESCRIPTION = "the due time is held by the SLA clock (已暂停): show it as paused"
+
+
+def _with_paused(_schema, data: dict, **_kwargs) -> dict:
+    """Set `paused` from the dumped due time, whatever was dumped (a task row or a dict)."""
+    due = data.get("due_at")
+    data["paused"] = isinstance(due, str) and due.startswith(str(HELD_YEAR))
+    return data
+
 
 # ---------------------------------------------------------------- text
 
@@ -47,6 +65,7 @@ TASK_EXAMPLE = {
     "candidate_users": [],
     "assignee": None,
     "due_at": "2026-11-26T12:30:00+00:00",
+    "paused": False,
     "status": "open",
     "created_at": "2026-11-26T08:30:00+00:00",
     "ended_at": None,
@@ -159,11 +178,14 @@ class TaskSchema(Schema):
     candidate_groups = fields.List(fields.String())
     candidate_users = fields.List(fields.String())
     assignee = fields.String(allow_none=True)
-    due_at = fields.DateTime(allow_none=True)
+    due_at = fields.DateTime(allow_none=True, metadata={"description": HELD_DESCRIPTION})
+    paused = fields.Boolean(dump_only=True, metadata={"description": PAUSED_DESCRIPTION})
     status = fields.String()
     created_at = fields.DateTime()
     ended_at = fields.DateTime(allow_none=True)
     completed_by = fields.String(allow_none=True)
+
+    add_paused = post_dump(_with_paused)
 
 
 class EventSchema(Schema):
@@ -189,8 +211,11 @@ class ActiveElementSchema(Schema):
     name = fields.String(allow_none=True)
     type = fields.String(metadata={"description": "userTask, timer or message"})
     task_id = fields.String()
-    due_at = fields.DateTime()
+    due_at = fields.DateTime(metadata={"description": HELD_DESCRIPTION})
+    paused = fields.Boolean(dump_only=True, metadata={"description": PAUSED_DESCRIPTION})
     message_name = fields.String()
+
+    add_paused = post_dump(_with_paused)
 
 
 class InstanceSchema(Schema):

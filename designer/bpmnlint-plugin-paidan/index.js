@@ -8,6 +8,7 @@ module.exports = {
         'user-task-assignment': 'error',
         'unconnected-flow-node': 'error',
         'timer-expression': 'error',
+        'sla-timer-property': 'error',
       },
     },
   },
@@ -15,5 +16,6 @@ module.exports = {
     'user-task-assignment': './rules/user-task-assignment',
     'unconnected-flow-node': './rules/unconnected-flow-node',
     'timer-expression': './rules/timer-expression',
+    'sla-timer-property': './rules/sla-timer-property',
   },
 };
