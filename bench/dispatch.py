@@ -334,10 +334,9 @@ def decisions(app, label: str, count: int, profile: bool) -> None:
 def analyze(app) -> None:
     """Statistics of the freshly loaded tables, as autovacuum gathers them within a minute of
     a bulk load: without them the first decisions are planned for empty tables."""
-    with app.app_context():
-        with db.engine.connect() as connection:
-            connection.exec_driver_sql("ANALYZE")
-            connection.commit()
+    with app.app_context(), db.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
 
 
 def timed(app, tasks: list[str], profile: bool) -> tuple[list[float], list[float]]:
