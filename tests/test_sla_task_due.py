@@ -123,3 +123,29 @@ def test_the_site_task_is_due_on_arrival_then_on_resolution_and_held_while_parts
     assert deadline(flow, "resolution") == FRIDAY_10
     assert flow.task("task_onsite").due_at == FRIDAY_10
     assert timers(flow)["timer_repair_sla"] == FRIDAY_10
+
+
+def test_the_dispatch_step_ranks_against_the_deadline_the_site_task_will_get(
+    db_session,
+    workday,  # noqa: F811
+):
+    """派单 comes before the site task exists: its SLA risk is measured against the due date
+    that task will get, the arrival deadline of the clock, not `sla_hours` of wall clock."""
+    from app.dispatch.stepchoice import rank_step
+
+    policy(
+        db_session,
+        workday,
+        "现场维修",
+        process_key="equipment_repair",
+        response_event="checkin",
+        response_minutes=120,
+        resolution_minutes=480,
+    )
+    with at(THURSDAY_9):
+        flow = repair(db_session, "空调不制冷")
+        rec = rank_step(db_session, flow.ticket, now=THURSDAY_9)
+    arrival_due = THURSDAY_9 + timedelta(hours=2)
+    assert deadline(flow, "response") == arrival_due
+    assert rec.job.deadline == arrival_due
+    assert rec.job.deadline != THURSDAY_9 + timedelta(hours=flow.data()["sla_hours"])

@@ -27,6 +27,8 @@ from app.dispatch.work import groups_of, job_of, process_data
 from app.engine.models import HumanTask
 from app.errors import InvalidInput
 from app.forms.validation import fields, validate
+from app.sla.clock import NEVER, clocks_of
+from app.sla.task_due import clock_due
 from app.tickets.models import Ticket
 from app.timeutil import utcnow
 
@@ -62,7 +64,7 @@ def rank_step(
 
     Like decisions.rank_task with no task, except the deadline: the step comes before the
     engineer's task and its SLA timer exist, so without a timer the deadline is the one that
-    task will get (`sla_hours` from now), and the SLA risk means what it will mean then.
+    task will get (next_task_due), and the SLA risk means what it will mean then.
     """
     if data is None:
         data = process_data(db_session, ticket.process_instance_id)
@@ -70,10 +72,23 @@ def rank_step(
     if not groups:
         return None
     job = job_of(db_session, ticket, None, data)
-    hours = data.get("sla_hours")
-    if job.deadline is None and isinstance(hours, int | float) and not isinstance(hours, bool):
-        job = replace(job, deadline=now + timedelta(hours=float(hours)))
+    if job.deadline is None:
+        job = replace(job, deadline=next_task_due(db_session, ticket, data, now))
     return rank_job(db_session, ticket, None, job, None, groups, now=now, always=always)
+
+
+def next_task_due(db_session: Session, ticket: Ticket, data: dict, now: datetime):
+    """The due time the engineer's task will get: the SLA clock's (sla.task_due: the arrival
+    deadline while nobody has responded, else the resolution deadline; none while the clock is
+    paused), or without clocks (or with a deadline still unknown) `sla_hours` from now."""
+    clocks = {clock.kind: clock for clock in clocks_of(db_session, ticket.id)}
+    due = clock_due(clocks)
+    if due is not None:
+        return None if due == NEVER else due
+    hours = data.get("sla_hours")
+    if isinstance(hours, int | float) and not isinstance(hours, bool):
+        return now + timedelta(hours=float(hours))
+    return None
 
 
 @dataclass
