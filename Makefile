@@ -12,12 +12,23 @@ PAIDAN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 run: install designer translations db demo
 	$(FLASK) serve --host 127.0.0.1 --port 5000
 
+# The two passes run at the same time, one per core; the PostgreSQL pass writes to a log that is
+# shown when both have ended, and the target fails when either pass fails.
+PG_TEST_LOG := test-artifacts/pytest-postgresql.log
+
 test: install designer translations lint
-	$(BIN)/pytest
-	@if [ -n "$(PAIDAN_TEST_POSTGRES_URL)" ]; then \
-		echo "== the same suite on PostgreSQL ($(PAIDAN_TEST_POSTGRES_URL))"; \
-		PAIDAN_TEST_DATABASE_URL="$(PAIDAN_TEST_POSTGRES_URL)" $(BIN)/pytest; \
-	fi
+	@if [ -z "$(PAIDAN_TEST_POSTGRES_URL)" ]; then exec $(BIN)/pytest; fi; \
+	mkdir -p $(dir $(PG_TEST_LOG)); \
+	PAIDAN_TEST_DATABASE_URL="$(PAIDAN_TEST_POSTGRES_URL)" $(BIN)/pytest \
+		-o cache_dir=.pytest_cache/postgresql >$(PG_TEST_LOG) 2>&1 & postgres=$$!; \
+	trap 'kill $$postgres 2>/dev/null; exit 130' INT TERM; \
+	echo "== the suite on SQLite; on PostgreSQL at the same time, into $(PG_TEST_LOG)"; \
+	$(BIN)/pytest; sqlite=$$?; \
+	wait $$postgres; postgresql=$$?; \
+	echo "== the same suite on PostgreSQL ($(PAIDAN_TEST_POSTGRES_URL))"; \
+	cat $(PG_TEST_LOG); \
+	echo "== exit status: SQLite $$sqlite, PostgreSQL $$postgresql (0 = passed)"; \
+	[ $$sqlite -eq 0 ] && [ $$postgresql -eq 0 ]
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,7 +2,8 @@
 
 `live_server`: the app on a database of its own, served by werkzeug in a thread (real HTTP).
 `browser`: one headless Chromium per test module. `screens`: saves named screenshots under
-test-artifacts/<test name>/ (CI keeps them; the folder is not committed).
+test-artifacts/<backend>/<test name>/ (CI keeps them; the folder is not committed). A folder per
+backend, because `make test` runs the SQLite and PostgreSQL passes at the same time.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import make_server
 
-from tests.conftest import PASSWORD, ROOT
+from tests.conftest import PASSWORD, ROOT, backend
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts" / backend()
 PHONE = {
     "viewport": {"width": 375, "height": 812},
     "device_scale_factor": 2,

@@ -2,15 +2,18 @@
 names a server), migrated with Alembic; each test runs inside a transaction rolled back after it.
 
 Tests that need real commits across threads or processes use ``fresh_app``: a database of
-their own, created and dropped around the test.
+their own, created and dropped around the test. The migrations and the seeding run once per
+run, into a template database; the run's database and each ``fresh_app`` one are copies of it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -62,17 +65,26 @@ def backend() -> str:
 
 @pytest.fixture(scope="session")
 def new_database(tmp_path_factory):
-    """A factory of empty databases on the backend under test; all are dropped at the end."""
+    """A factory of databases on the backend under test, empty or copies of ``template`` (a URL
+    that nothing is connected to); all are dropped at the end."""
     server = os.environ.get("PAIDAN_TEST_DATABASE_URL", "")
     created: list[str] = []
 
-    def make() -> str:
+    def make(template: str | None = None) -> str:
         if not server.startswith("postgresql"):
-            return f"sqlite:///{tmp_path_factory.mktemp('db') / 'paidan.sqlite3'}"
+            path = tmp_path_factory.mktemp("db") / "paidan.sqlite3"
+            if template:
+                source = sqlite3.connect(sa.engine.make_url(template).database)
+                target = sqlite3.connect(path)
+                source.backup(target)
+                target.close()
+                source.close()
+            return f"sqlite:///{path}"
         name = f"paidan_test_{uuid.uuid4().hex[:12]}"
+        copy = f' TEMPLATE "{sa.engine.make_url(template).database}"' if template else ""
         admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
         admin.dispose()
         created.append(name)
         return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
@@ -95,9 +107,9 @@ def attachment_dir(url: str) -> Path:
     return Path(tempfile.mkdtemp(prefix="paidan-attachments-"))
 
 
-def build_app(url: str):
-    """An app on ``url``, migrated, with the shipped processes and the test organisation."""
-    app = create_app(
+def configured_app(url: str):
+    """An app on ``url`` as the tests configure it; the database is left as it is."""
+    return create_app(
         {
             "DATABASE_URL": url,
             "TESTING": True,
@@ -109,6 +121,11 @@ def build_app(url: str):
             "ATTACHMENT_DIR": str(attachment_dir(url)),
         }
     )
+
+
+def build_app(url: str):
+    """An app on ``url``, migrated, with the shipped processes and the test organisation."""
+    app = configured_app(url)
     with app.app_context():
         upgrade()
         seed_org()
@@ -164,41 +181,69 @@ def seed_org() -> None:
 
 
 @pytest.fixture(scope="session")
-def app(new_database):
-    app = build_app(new_database())
+def built_database(new_database) -> tuple[str, dict[str, str]]:
+    """The URL of a database that ``build_app`` prepared, and the bearer tokens it issued.
+
+    Nothing stays connected to it: ``copied_app`` copies it.
+    """
+    url = new_database()
+    app = build_app(url)
+    with app.app_context():
+        db.engine.dispose()
+    return url, app.extensions["test_tokens"]
+
+
+def copied_app(new_database, built_database):
+    """What ``build_app`` gives, on a copy of the built database (its users, tokens, processes)."""
+    template, tokens = built_database
+    app = configured_app(new_database(template=template))
+    app.extensions["test_tokens"] = tokens
+    return app
+
+
+@pytest.fixture(scope="session")
+def app(new_database, built_database):
+    app = copied_app(new_database, built_database)
     yield app
     with app.app_context():
         db.engine.dispose()
 
 
 @pytest.fixture
-def fresh_app(new_database):
+def fresh_app(new_database, built_database):
     """An app on a database of its own, for tests that commit from several threads or processes."""
-    app = build_app(new_database())
+    app = copied_app(new_database, built_database)
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
 
 
+@contextmanager
+def session_on(connection) -> Iterator:
+    """db.session bound to ``connection``, inside its transaction: commits inside the code under
+    test release SAVEPOINTs, so requests behave as in production and leave nothing behind."""
+    original = db.session
+    db.session = scoped_session(
+        sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
+    )
+    try:
+        yield db.session
+    finally:
+        db.session.remove()
+        db.session = original
+
+
 @pytest.fixture
 def db_session(app) -> Iterator:
-    """db.session bound to one connection whose outer transaction is rolled back after the test.
-
-    Commits inside the code under test release SAVEPOINTs, so requests behave as in production.
-    """
+    """db.session bound to one connection whose outer transaction is rolled back after the test."""
     with app.app_context():
         connection = db.engine.connect()
         outer = connection.begin()
-        original = db.session
-        db.session = scoped_session(
-            sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
-        )
         try:
-            yield db.session
+            with session_on(connection) as session:
+                yield session
         finally:
-            db.session.remove()
-            db.session = original
             outer.rollback()
             connection.close()
 

@@ -5,7 +5,7 @@ An admin adds a user task to it_service through the modeler, picks its candidate
 in the properties panel, sees the lint error of the unconnected task go once it is connected,
 saves, validates, reads the diff and deploys version 2: a work order started before the deploy
 finishes on version 1, a new one runs through the added task on version 2. Screenshots go to
-test-artifacts/test_designer/<test>/.
+test-artifacts/<backend>/test_designer/<test>/.
 """
 
 from __future__ import annotations
@@ -356,6 +356,34 @@ def test_the_dmn_try_it_panel_gives_what_the_engine_gives(live_server, browser, 
             engine_result = dict(assign.data)
             db.session.commit()
         assert shown == [engine_result], f"{case}: panel {shown}, engine {engine_result}"
+
+
+def test_leaving_with_unsaved_changes_asks_first_and_after_saving_does_not(
+    live_server, browser, shots
+):
+    app = live_server
+    page = open_as(browser, app.config["SERVER_URL"], "admin")
+    open_designer(page, "it_service")
+    asked = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    page.evaluate(ADD_TASK, {"id": "task_unsaved", "name": "未保存的任务"})
+    page.locator("[data-nav=designer]").click()
+    expect(page.locator("#designer-app")).to_be_visible()
+    page.wait_for_timeout(300)  # a navigation that was not stopped would have left by now
+    assert asked == ["beforeunload"]
+    assert page.url.endswith("/designer/it_service")
+    shots.shot(page, "stayed-with-unsaved-changes")
+
+    page.locator("#designer-save").click()
+    expect(page.locator("#designer-status")).to_contain_text("草稿已保存")
+    page.locator("[data-nav=designer]").click()
+    page.wait_for_url(re.compile(r"/designer$"))
+    assert asked == ["beforeunload"], "saved: nothing to ask"
 
 
 # ---------------------------------------------------------------- forms

@@ -34,6 +34,7 @@ def _a_minute_before_now():
     with time_machine.travel(NOW - timedelta(minutes=1), tick=True):
         yield
 
+
 TITLE = ("工单即将超时", "Work order nearly due")
 BODY = ("响应时限还剩 30 分钟", "30 minutes left to respond")
 

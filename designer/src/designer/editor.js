@@ -111,6 +111,12 @@ export class DesignerApp {
       this.renderProblems();
     });
     this.modeler.on('commandStack.changed', () => this.changed());
+    // Leaving with changes not saved as the draft asks first (the browser's own dialog).
+    window.addEventListener('beforeunload', (event) => {
+      if (!this.dirty) return;
+      event.preventDefault();
+      event.returnValue = '';
+    });
   }
 
   async start() {
