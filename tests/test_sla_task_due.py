@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.auth.service import find_user
+from app.dispatch.stepchoice import rank_step
 from app.sla import clock as sla_clock
 from app.sla.clock import NEVER
 from tests.conftest import SHANGHAI
@@ -22,6 +23,20 @@ from tests.test_sla_bpmn_timer import (  # noqa: F401 - the workday fixture
 )
 
 FRIDAY_10 = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
+
+
+def repair_policy(db_session, calendar_id: int, **values):
+    """Field repair: arrival on site within 2 working hours, resolution within 8."""
+    return policy(
+        db_session,
+        calendar_id,
+        "现场维修",
+        process_key="equipment_repair",
+        response_event="checkin",
+        response_minutes=120,
+        resolution_minutes=480,
+        **values,
+    )
 
 
 def deadline(flow, kind: str) -> datetime:
@@ -63,16 +78,7 @@ def test_the_site_task_is_due_on_arrival_then_on_resolution_and_held_while_parts
     as_user,
     pages,
 ):
-    policy(
-        db_session,
-        workday,
-        "现场维修",
-        process_key="equipment_repair",
-        response_event="checkin",
-        response_minutes=120,
-        resolution_minutes=480,
-        pause_on=["备件申领"],
-    )
+    repair_policy(db_session, workday, pause_on=["备件申领"])
     with at(THURSDAY_9):
         flow = repair(db_session, "空调不制冷")
         flow.do("task_dispatch", "desk", engineer="fac1", parts_needed=True, parts_list="电容")
@@ -131,17 +137,7 @@ def test_the_dispatch_step_ranks_against_the_deadline_the_site_task_will_get(
 ):
     """派单 comes before the site task exists: its SLA risk is measured against the due date
     that task will get, the arrival deadline of the clock, not `sla_hours` of wall clock."""
-    from app.dispatch.stepchoice import rank_step
-
-    policy(
-        db_session,
-        workday,
-        "现场维修",
-        process_key="equipment_repair",
-        response_event="checkin",
-        response_minutes=120,
-        resolution_minutes=480,
-    )
+    repair_policy(db_session, workday)
     with at(THURSDAY_9):
         flow = repair(db_session, "空调不制冷")
         rec = rank_step(db_session, flow.ticket, now=THURSDAY_9)
