@@ -145,3 +145,61 @@ def test_the_dispatch_step_ranks_against_the_deadline_the_site_task_will_get(
     assert deadline(flow, "response") == arrival_due
     assert rec.job.deadline == arrival_due
     assert rec.job.deadline != THURSDAY_9 + timedelta(hours=flow.data()["sla_hours"])
+
+
+def test_a_closure_entered_later_moves_the_running_deadline_its_timer_and_the_task(
+    db_session,
+    workday,  # noqa: F811
+    as_user,
+):
+    policy(db_session, workday, "IT 两天", process_key="it_service", resolution_minutes=960)
+    with at(THURSDAY_9):
+        flow = it_ticket(db_session, title="两天内修好", region="beijing")
+        flow.do(
+            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
+        )
+    friday_18 = FRIDAY_10 + timedelta(hours=8)
+    assert deadline(flow, "resolution") == friday_18
+    admin = as_user("admin")
+
+    # Friday becomes a closure of the office: the second working day is Monday.
+    with at(THURSDAY_9 + timedelta(hours=1)):
+        closed = admin.post(
+            f"/api/v1/sla/calendars/{workday}/days",
+            json={"date": "2026-11-27", "kind": "closure", "name": "停电检修"},
+        )
+    assert closed.status_code == 201, closed.get_json()
+    monday_18 = friday_18 + timedelta(days=3)
+    assert deadline(flow, "resolution") == monday_18
+    assert flow.task("task_handle").due_at == monday_18
+    assert timers(flow) == {"timer_it_sla": monday_18}
+
+    # Removed again: back to Friday.
+    with at(THURSDAY_9 + timedelta(hours=2)):
+        removed = admin.delete(f"/api/v1/sla/calendars/{workday}/days/{closed.get_json()['id']}")
+    assert removed.status_code == 204
+    assert deadline(flow, "resolution") == friday_18
+    assert flow.task("task_handle").due_at == friday_18
+    assert timers(flow) == {"timer_it_sla": friday_18}
+
+
+def test_new_working_hours_move_the_running_deadline(
+    db_session,
+    workday,  # noqa: F811
+    as_user,
+):
+    policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
+    with at(THURSDAY_9):
+        flow = it_ticket(db_session, title="改了作息", region="beijing")
+        flow.do(
+            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
+        )
+    assert deadline(flow, "resolution") == THURSDAY_9 + timedelta(hours=9)
+    week = {str(day): [["09:00", "17:00"]] for day in range(5)}  # no lunch break, out at 17:00
+    with at(THURSDAY_9 + timedelta(minutes=30)):
+        changed = as_user("admin").patch(
+            f"/api/v1/sla/calendars/{workday}", json={"working_hours": week}
+        )
+    assert changed.status_code == 200, changed.get_json()
+    assert deadline(flow, "resolution") == THURSDAY_9 + timedelta(hours=8)
+    assert timers(flow) == {"timer_it_sla": THURSDAY_9 + timedelta(hours=8)}

@@ -161,9 +161,9 @@ def get_calendar(calendar_id: int):
 @problems(blp, 400, 401, 403, 404, 409)
 def update_calendar(args, calendar_id: int):
     """Change the fields given (`working_hours` replaces the whole week). Running SLA clocks
-    count on the new hours from their work order's next change."""
+    on the calendar are computed again on the new hours; their timers move with them."""
     _calendar(calendar_id)
-    calendar = calendars_service.update_calendar(
+    calendar = calendar_admin.update_calendar_and_clocks(
         db_session=db.session, calendar_id=calendar_id, values=args, actor=_actor()
     )
     answer = calendar_answer(calendar)

@@ -7,7 +7,7 @@ Functions take the session and never commit.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from chinese_calendar import get_holiday_detail
@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
+from app.sla import calendars_service
 from app.sla.calendar import OFFICIAL_KINDS, library_years
 from app.sla.calendar_checks import LABELS
 from app.sla.calendars_service import (
@@ -26,7 +27,7 @@ from app.sla.calendars_service import (
     remove_day,
     uncovered_years,
 )
-from app.sla.clock import settle_unknown
+from app.sla.clock import follow_calendars
 from app.sla.models import BusinessCalendar, CalendarDay
 from app.sla.sla_models import SlaClock
 from app.timeutil import utcnow
@@ -65,8 +66,8 @@ def add_calendar_day(
 ) -> CalendarDay:
     """A day for a calendar: a holiday or adjusted workday goes to the official table (it
     applies to every calendar that follows the official holidays), a closure to this calendar.
-    A date already there is refused (409): remove it first to change it. An official day may
-    make a year known: clocks whose deadline was unknown get it (`clock.settle_unknown`)."""
+    A date already there is refused (409): remove it first to change it. Running SLA clocks
+    on the calendars it shapes are computed again (`follow_days`)."""
     calendar = _calendar_taking_days(db_session, calendar_id)
     problems = line_problems(day, kind, name, calendar, follows_official(calendar))
     if problems:
@@ -85,8 +86,7 @@ def add_calendar_day(
         actor=actor,
         replace=False,
     )
-    if official:
-        settle_unknown(db_session)
+    follow_days(db_session, [row])
     return row
 
 
@@ -106,14 +106,15 @@ def remove_calendar_day(
             f"Calendar {calendar.code} has no day with id {day_id}",
         )
     remove_day(db_session=db_session, day_id=day_id, actor=actor)
+    follow_days(db_session, [row])
 
 
 def import_calendar_days(
     *, db_session: Session, calendar_id: int, text: str, actor: str | None = None
 ) -> list[CalendarDay]:
     """CSV lines for a calendar: holidays and adjusted workdays to the official table (when it
-    follows them), closures to the calendar; all or nothing (see `import_days`). Clocks whose
-    deadline was unknown for want of these days get it (and their timers move at commit)."""
+    follows them), closures to the calendar; all or nothing (see `import_days`). Running SLA
+    clocks on the calendars they shape are computed again (`follow_days`)."""
     calendar = _calendar_taking_days(db_session, calendar_id)
     rows = import_days(
         db_session=db_session,
@@ -122,9 +123,40 @@ def import_calendar_days(
         actor=actor,
         official_too=follows_official(calendar),
     )
-    if any(row.calendar_id is None for row in rows):
-        settle_unknown(db_session)
+    follow_days(db_session, rows)
     return rows
+
+
+def follow_days(db_session: Session, rows: list[CalendarDay]) -> int:
+    """After days were added or removed: the deadlines of running SLA clocks on the calendars
+    they shape (an official row: every calendar following the official table; a closure: its
+    calendar) that end on or after the first of them are computed again, and their timers and
+    task due dates move at commit. A year entered makes its unknown deadlines known. Returns how
+    many deadlines moved."""
+    if not rows:
+        return 0
+    ids = {row.calendar_id for row in rows if row.calendar_id is not None}
+    if any(row.calendar_id is None for row in rows):
+        ids.update(
+            calendar.id
+            for calendar in db_session.scalars(select(BusinessCalendar))
+            if follows_official(calendar)
+        )
+    # The day before, at midnight UTC: the first day's start in any time zone.
+    first = min(row.date for row in rows) - timedelta(days=1)
+    return follow_calendars(db_session, sorted(ids), since=datetime.combine(first, time(), UTC))
+
+
+def update_calendar_and_clocks(
+    *, db_session: Session, calendar_id: int, values: dict, actor: str | None = None
+) -> BusinessCalendar:
+    """calendars_service.update_calendar, then every running SLA clock on the calendar computed
+    again on its new hours, time zone or holidays (their timers move at commit)."""
+    calendar = calendars_service.update_calendar(
+        db_session=db_session, calendar_id=calendar_id, values=values, actor=actor
+    )
+    follow_calendars(db_session, [calendar.id])
+    return calendar
 
 
 def years_in_use(db_session: Session, calendar: BusinessCalendar, today: date) -> list[int]:

@@ -12,14 +12,15 @@ time.
 A deadline that falls in a year without official holiday data is unknown, never guessed: the
 clock runs with no deadline (``deadline_unknown``), its timers wait at ``NEVER``, and the year is
 noted (``MISSING_YEARS``) so that the admins hear of it once (``app.sla.missing_years``). When
-the year's days are entered, ``settle_unknown`` computes the deadlines.
+the year's days are entered, ``follow_calendars`` computes the deadlines (as it does for
+every change of a calendar's days or hours).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from app.sla.calendar import MissingOfficialYear
@@ -192,31 +193,40 @@ def note_missing_year(db_session: Session, year: int, calendar_id: int) -> None:
     db_session.info.setdefault(MISSING_YEARS, {}).setdefault(year, calendar_id)
 
 
-def settle_unknown(db_session: Session, now: datetime | None = None) -> int:
-    """Compute again the deadlines of running clocks that have none (unknown for want of a
-    year's holidays, or paused): after an admin entered official days. Each clock whose
-    deadline became known notes its ticket, so its BPMN timers move before the commit.
-    Returns how many deadlines became known."""
+def follow_calendars(
+    db_session: Session,
+    calendar_ids: list[int] | None,
+    since: datetime | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Compute again the deadlines of the clocks still counting on ``calendar_ids`` (None:
+    every calendar) after their days or hours changed: those whose deadline is unknown (a year
+    without holidays just entered) or not before ``since`` (the first moment the change touches;
+    None: all). A clock whose deadline or breach moved notes its ticket, so its BPMN timers and
+    task due dates move before the commit. Returns how many moved."""
     now = now or utcnow()
+    query = select(SlaClock).where(SlaClock.stopped_at.is_(None))
+    if calendar_ids is not None:
+        query = query.where(SlaClock.calendar_id.in_(sorted(calendar_ids)))
+    if since is not None:
+        query = query.where(or_(SlaClock.deadline.is_(None), SlaClock.deadline >= since))
     clocks = db_session.scalars(
-        select(SlaClock)
-        .where(SlaClock.stopped_at.is_(None), SlaClock.deadline.is_(None))
-        .options(selectinload(SlaClock.intervals), selectinload(SlaClock.policy))
-        .order_by(SlaClock.id)
+        query.options(selectinload(SlaClock.intervals), selectinload(SlaClock.policy)).order_by(
+            SlaClock.id
+        )
     ).all()
-    known = 0
+    moved = 0
     calendars: dict[int, object] = {}
     for clock in clocks:
-        if _open_interval(clock).state != "running":
-            continue
         calendar = calendars.get(clock.calendar_id)
         if calendar is None:
             calendar = calendars[clock.calendar_id] = load_calendar(db_session, clock.calendar_id)
+        before = (clock.deadline, clock.breached_at)
         _settle(clock, now, calendar)
-        if clock.deadline is not None:
-            known += 1
+        if (clock.deadline, clock.breached_at) != before:
+            moved += 1
             note_change(db_session, clock.ticket_id, (clock.kind,))
-    return known
+    return moved
 
 
 def is_paused(clock: SlaClock) -> bool:
@@ -299,7 +309,7 @@ def timer_due(
     try:
         due, reached = _walk(clock, calendar, now or utcnow(), target)
     except MissingOfficialYear:
-        return NEVER  # unknown: it must not fire on a guess; settle_unknown moves it later
+        return NEVER  # unknown: it must not fire on a guess; follow_calendars moves it later
     if reached:
         return due
     if clock.stopped_at is not None or _open_interval(clock).state == "paused":

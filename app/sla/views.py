@@ -324,7 +324,7 @@ def calendar_page(calendar_id: int):
 def update_calendar(calendar_id: int):
     calendar = _calendar(calendar_id)
     try:
-        calendars_service.update_calendar(
+        calendar_admin.update_calendar_and_clocks(
             db_session=db.session,
             calendar_id=calendar.id,
             values=calendar_values(request.form, creating=False),
