@@ -206,8 +206,9 @@ def auto_assign(*, db_session: Session, task: HumanTask) -> DispatchDecision | N
     task is taken, has no work order, or nobody is eligible: it stays with its groups."""
     if task.ticket_id is None:
         return None
-    ticket = db_session.get(Ticket, task.ticket_id)
-    task, data = lock_task_with_data(db_session=db_session, task_id=task.id)
+    task, data, ticket = lock_task_with_data(
+        db_session=db_session, task_id=task.id, work_order=Ticket
+    )
     if ticket is None or task.status != "open" or task.assignee is not None:
         return None
     if task.instance_id != (ticket.process_instance_id or task.instance_id):

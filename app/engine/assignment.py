@@ -36,24 +36,26 @@ def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
     Claims, transfers and completions of one task therefore happen one after another, and each
     sees what the one before it left (PostgreSQL; SQLite takes its write lock at BEGIN).
     """
-    return _lock(db_session, task_id, _INSTANCE.c.id)[0]
+    return _lock(db_session, task_id, (_INSTANCE.c.id,))[0]
 
 
-def lock_task_with_data(*, db_session: Session, task_id: str) -> tuple[HumanTask, dict]:
+def lock_task_with_data(
+    *, db_session: Session, task_id: str, work_order: type | None = None
+) -> tuple[HumanTask, dict, object | None]:
     """lock_task, with the data of the task's process as its latest task sees it ({} once the
     process ended), from the state the locking statement read: a caller that needs both saves
-    a query and the ORM's work of loading the instance."""
-    task, (instance_id, status, state, state_format) = _lock(
+    a query and the ORM's work of loading the instance. ``work_order``: a mapped class whose
+    ``id`` is the task's ``ticket_id`` (the engine does not know what it is); its row comes
+    with the task, read by the same statement (None without one)."""
+    task, work, (instance_id, status, state, state_format) = _lock(
         db_session,
         task_id,
-        _INSTANCE.c.id,
-        _INSTANCE.c.status,
-        _INSTANCE.c.state,
-        _INSTANCE.c.state_format,
+        (_INSTANCE.c.id, _INSTANCE.c.status, _INSTANCE.c.state, _INSTANCE.c.state_format),
+        work_order,
     )
     if status != "running":
-        return task, {}
-    return task, state_data(db_session, instance_id, state, state_format)
+        return task, {}, work
+    return task, state_data(db_session, instance_id, state, state_format), work
 
 
 _INSTANCE = ProcessInstance.__table__
@@ -61,7 +63,9 @@ _TASK = HumanTask.__table__
 _EVENT = ProcessEvent.__table__
 
 
-def _lock(db_session: Session, task_id: str, *columns) -> tuple[HumanTask, tuple]:
+def _lock(
+    db_session: Session, task_id: str, columns: tuple, work_order: type | None = None
+) -> tuple[HumanTask, object | None, tuple]:
     locked = db_session.execute(
         select(*columns)
         .join(_TASK, _TASK.c.instance_id == _INSTANCE.c.id)
@@ -71,17 +75,21 @@ def _lock(db_session: Session, task_id: str, *columns) -> tuple[HumanTask, tuple
     if locked is None:
         raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
     # Read after the lock is held: a statement that waited for it sees what its holder left.
-    task = (
+    query = select(HumanTask)
+    if work_order is not None:
+        query = query.add_columns(work_order).outerjoin(
+            work_order, work_order.id == HumanTask.ticket_id
+        )
+    row = (
         db_session.execute(
-            select(HumanTask)
-            .where(HumanTask.id == task_id)
+            query.where(HumanTask.id == task_id)
             .options(joinedload(HumanTask.candidates))
             .execution_options(populate_existing=True)
         )
         .unique()
-        .scalar_one()
+        .one()
     )
-    return task, tuple(locked)
+    return row[0], (row[1] if work_order is not None else None), tuple(locked)
 
 
 def assignment(task: HumanTask) -> dict:
