@@ -73,13 +73,11 @@ def register_cli(app: Flask) -> None:
         """Run the web server with the embedded timer scheduler (the single-machine default)."""
         from werkzeug.serving import run_simple
 
-        from app.gctune import tune_gc
         from app.jobs import make_scheduler
         from app.jobs.timer_worker import TimerWorker
 
         scheduler = make_scheduler(app, blocking=False, timers=False)
         scheduler.start()
-        tune_gc()
         timers = TimerWorker(app)
         timers.start()
         click.echo(f"派单 Paidan: http://{host}:{port}")

@@ -1,5 +1,5 @@
-"""Python's garbage collector as Paidan's long-running processes use it (the web server, its
-gunicorn workers and the timer workers)."""
+"""Python's garbage collector as Paidan's long-running processes use it: every process started
+from wsgi.py (gunicorn workers, `flask serve`, the timer workers of `flask worker`)."""
 
 from __future__ import annotations
 

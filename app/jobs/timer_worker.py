@@ -14,7 +14,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.engine.runtime import TIMER_CHANNEL, TIMER_NOTIFY_HORIZON
 from app.engine.timers import CLAIM_GROWTH, FireReport, fire_due_timers, next_due
 from app.extensions import db
-from app.gctune import tune_gc
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,6 @@ class TimerWorker:
 
     def run(self) -> None:
         """Loop until ``stop()``; every error is logged and the loop goes on."""
-        tune_gc()
         with self.app.app_context():
             try:
                 while not self.stopping.is_set():
