@@ -168,20 +168,9 @@ def _check_new_key(db_session: Session, key: str) -> None:
 def create_process(*, db_session: Session, key: str, name: str, actor: str) -> ProcessDraft:
     """A new process: a draft holding start → end, ready to draw on."""
     _check_new_key(db_session, key)
-    draft = ProcessDraft(
-        process_key=key,
-        name=name,
-        bpmn_xml=NEW_DIAGRAM.format(key=key, name=quoteattr(name)),
-        dmn={},
-        forms={},
-        base_version=None,
-        updated_by=actor,
-        updated_at=utcnow(),
-        lock_version=1,
+    return _first_draft(
+        db_session, key, name, NEW_DIAGRAM.format(key=key, name=quoteattr(name)), {}, {}, actor
     )
-    db_session.add(draft)
-    db_session.flush()
-    return draft
 
 
 def duplicate_process(
@@ -203,12 +192,20 @@ def duplicate_process(
                 node.set(attribute, new_key)
     process.set("id", new_key)
     process.set("name", name)
+    xml = etree.tostring(root, encoding="UTF-8", xml_declaration=True).decode("utf-8")
+    return _first_draft(db_session, new_key, name, xml, sources.dmn, sources.forms, actor)
+
+
+def _first_draft(
+    db_session: Session, key: str, name: str, bpmn_xml: str, dmn: dict, forms: dict, actor: str
+) -> ProcessDraft:
+    """The first draft of a process not deployed yet (no base version)."""
     draft = ProcessDraft(
-        process_key=new_key,
+        process_key=key,
         name=name,
-        bpmn_xml=etree.tostring(root, encoding="UTF-8", xml_declaration=True).decode("utf-8"),
-        dmn=sources.dmn,
-        forms=sources.forms,
+        bpmn_xml=bpmn_xml,
+        dmn=dmn,
+        forms=forms,
         base_version=None,
         updated_by=actor,
         updated_at=utcnow(),
