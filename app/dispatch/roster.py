@@ -651,7 +651,7 @@ def _token_and_events(db_session: Session, events: Watermark | None) -> tuple[st
     rows = db_session.execute(query, events.params()).all()
     event_ids = sorted({row[1] for row in rows if row[1] is not None})
     # An instance with several new events brings its tasks once per event.
-    tasks = {row[3]: row[3:] for row in rows if row[3] is not None}
+    tasks = {row[2]: row[2:] for row in rows if row[2] is not None}
     return rows[0][0], Changes(event_ids, list(tasks.values()))
 
 
@@ -661,12 +661,7 @@ def _token_and_events_query(with_gaps: bool):
     if with_gaps:
         newer = or_(newer, event.c.id.in_(bindparam("gaps", expanding=True)))
     return (
-        select(
-            RosterVersion.token,
-            event.c.id,
-            event.c.instance_id,
-            *_task_columns(),
-        )
+        select(RosterVersion.token, event.c.id, *_task_columns())
         .select_from(RosterVersion)
         .outerjoin(event, newer)
         .outerjoin(_tasks, _tasks.c.instance_id == event.c.instance_id)
