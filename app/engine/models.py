@@ -17,6 +17,12 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 HELD_YEAR = 9999
 
 
+def is_held(due_at) -> bool:
+    """Whether a due time is held: set to the year HELD_YEAR by the domain that owns it (an SLA
+    clock on hold, app.sla.clock.NEVER)."""
+    return isinstance(due_at, datetime) and due_at.year >= HELD_YEAR
+
+
 class ProcessDefinition(db.Model):
     """One immutable deployed version of one executable BPMN process, with all its sources."""
 
@@ -103,7 +109,7 @@ class HumanTask(db.Model):
     def paused(self) -> bool:
         """Whether the due time is held: set to the year 9999 by the domain that owns it (an
         SLA clock on hold, app.sla.clock.NEVER). The API shows it beside ``due_at``."""
-        return self.due_at is not None and self.due_at.year >= HELD_YEAR
+        return is_held(self.due_at)
 
 
 class HumanTaskCandidate(db.Model):

@@ -8,19 +8,17 @@ wrong; these views shape pages and turn form fields into values."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.auth.access import roles_required
+from app.engine.models import is_held
 from app.errors import NotFound, PaidanError
 from app.extensions import db
 from app.i18n import error_text
 from app.sla import calendar_admin, calendars_service, page_data, policies
 from app.sla.api import MAX_ID, read_csv_upload
-from app.sla.clock import NEVER
 from app.sla.models import BusinessCalendar, CalendarDay
 from app.sla.page_forms import (
     WEEKDAYS,
@@ -43,7 +41,7 @@ READERS = ("admin", "dispatcher")
 def sla_held(value) -> bool:
     """`{% if task.due_at is sla_held %}`: a due time held by its SLA clock (``clock.NEVER``,
     the clock is paused), which pages show as "已暂停 / Paused" instead of a date in 9999."""
-    return isinstance(value, datetime) and value.year >= NEVER.year
+    return is_held(value)
 
 
 def sla_label() -> str:
