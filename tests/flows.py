@@ -10,7 +10,7 @@ from app import engine
 from app.auth.service import find_user
 from app.engine.models import HumanTask, ProcessEvent, ProcessInstance
 from app.engine.runtime import load_workflow
-from app.engine.serializer import dump_state
+from app.engine.serializer import dump_state, load_data
 from app.inbox.service import complete
 from app.tickets.models import Ticket
 from app.tickets.service import create_ticket
@@ -60,7 +60,9 @@ class Flow:
         self.check_state()
 
     def check_state(self) -> None:
-        """Save -> load gives the same workflow, and the stored state stays small."""
+        """Save -> load gives the same workflow, the data read straight from the saved state
+        (serializer.load_data, without restoring) is its latest task's, and the stored state
+        stays small."""
         instance = self.instance
         self.db.refresh(instance)
         size = len(instance.state.encode())
@@ -72,6 +74,8 @@ class Flow:
         assert {str(t.id): t.state for t in workflow.tasks.values()} == {
             k: v["state"] for k, v in stored.items()
         }
+        seen = workflow.last_task.data if workflow.last_task is not None else workflow.data
+        assert load_data(instance.state) == seen
 
     def events(self, event_type: str | None = None) -> list[ProcessEvent]:
         query = select(ProcessEvent).where(ProcessEvent.instance_id == self.instance.id)

@@ -13,8 +13,8 @@ from app.engine.models import (
     ProcessEvent,
     ProcessInstance,
 )
-from app.engine.queries import compiled_of, state_data
-from app.engine.runtime import Compiled
+from app.engine.queries import compiled_of
+from app.engine.runtime import Compiled, restore_data
 from app.engine.signals import task_reassigned
 from app.errors import NotFound
 from app.timeutil import utcnow
@@ -55,7 +55,7 @@ def lock_task_with_data(
     )
     if status != "running":
         return task, {}, work
-    return task, state_data(db_session, instance_id, state, state_format), work
+    return task, restore_data(instance_id, state, state_format), work
 
 
 _INSTANCE = ProcessInstance.__table__

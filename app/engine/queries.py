@@ -21,7 +21,7 @@ from app.engine.runtime import (
     Compiled,
     cached_compiled,
     compiled,
-    restore_state,
+    restore_data,
 )
 from app.errors import NotFound
 
@@ -142,17 +142,7 @@ def active_elements(*, db_session: Session, instance: ProcessInstance) -> list[d
 
 def instance_data(*, db_session: Session, instance: ProcessInstance) -> dict:
     """The data of the instance as its latest task sees it (for display and tests)."""
-    return state_data(db_session, instance.id, instance.state, instance.state_format)
-
-
-def state_data(db_session: Session, instance_id: int, state: str, state_format: str) -> dict:
-    """instance_data of a state read without its instance object (the definition version
-    from compiled_of)."""
-    found = compiled_of(db_session, instance_id)
-    workflow = restore_state(instance_id, state, state_format, found)
-    if workflow.last_task is not None:
-        return dict(workflow.last_task.data)
-    return dict(workflow.data)
+    return restore_data(instance.id, instance.state, instance.state_format)
 
 
 def definition_of(db_session: Session, instance_id: int) -> ProcessDefinition:

@@ -38,7 +38,7 @@ from app.engine.models import (
     Timer,
 )
 from app.engine.scripting import SCRIPT_ENGINE
-from app.engine.serializer import STATE_FORMAT, dump_state, load_state, restore_specs
+from app.engine.serializer import STATE_FORMAT, dump_state, load_data, load_state, restore_specs
 from app.engine.signals import instance_stepped
 from app.errors import NotFound, ProcessError
 from app.rules.expressions import evaluate
@@ -117,10 +117,10 @@ def _check_format(instance_id: int, state_format: str) -> None:
         )
 
 
-def restore_state(instance_id: int, state: str, state_format: str, found: Compiled) -> BpmnWorkflow:
-    """The workflow of a state read without its instance object, on ``found``'s specs."""
+def restore_data(instance_id: int, state: str, state_format: str) -> dict:
+    """The data of a state read without its instance object, as its latest task sees it."""
     _check_format(instance_id, state_format)
-    return load_state(state, found.spec, found.subprocess_specs, SCRIPT_ENGINE)
+    return load_data(state)
 
 
 def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:

@@ -15,6 +15,7 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_FORMAT
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.util.deep_merge import DeepMerge
 
 # Bumped whenever what we store changes; stored on every instance next to SpiffWorkflow's own.
 PAIDAN_FORMAT = "1"
@@ -84,6 +85,36 @@ def restore_specs(spec_json: str):
 
 def dump_state(workflow: BpmnWorkflow) -> str:
     return _dumps(workflow)
+
+
+def load_data(state: str) -> dict:
+    """The data of a saved workflow as its last task sees it (``workflow.last_task.data``, else
+    ``workflow.data``), read from the saved dict without restoring the workflow.
+
+    Restoring builds every task, each pointing at its workflow and the workflow at them: a
+    caller that wants only the data (dispatch ranks on it) left ~90 objects per read for the
+    garbage collector, whose collection of them paused a decision for ~13 ms. A task saved
+    with a delta holds only what changed from its parent, so the data is rebuilt along the
+    parent chain exactly as SpiffWorkflow's TaskConverter.from_dict does (its DeepMerge and
+    registry included); tests compare the two on every shipped process.
+    """
+    dct = json.loads(state)
+    registry = SERIALIZER.registry
+    tasks = dct["tasks"]
+    task = tasks.get(dct["last_task"]) if isinstance(dct["last_task"], str) else None
+    if task is None:
+        return registry.restore(dct.get("data", {}))
+    chain = [task]
+    while chain[-1].get("delta") and chain[-1]["parent"] in tasks:
+        chain.append(tasks[chain[-1]["parent"]])
+    data = registry.restore(chain.pop()["data"])
+    for task in reversed(chain):
+        delta = task["delta"]
+        data = DeepMerge.merge({}, data)
+        data.update(registry.restore(delta.get("updates", {})))
+        for key in delta.get("deletions", {}):
+            data.pop(key, None)
+    return data
 
 
 def load_state(state: str, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
