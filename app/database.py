@@ -1,9 +1,10 @@
-"""Database engine setup that differs by backend."""
+"""Database engine setup and statements that differ by backend."""
 
 from __future__ import annotations
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.dml import UpdateBase
 
 
 def configure_sqlite(engine: Engine) -> None:
@@ -28,3 +29,21 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def write_together(db_session, first: UpdateBase, *more: UpdateBase):
+    """Run INSERT/UPDATE/DELETE statements as one round trip where the database allows it,
+    and return the result of ``first`` (its RETURNING rows, if it has them).
+
+    On PostgreSQL ``more`` become data-modifying WITH parts of ``first``: one statement, one
+    snapshot, all of them run whether or not ``first`` refers to them; they must not write
+    the same row twice (none of them sees another's change). Elsewhere (SQLite has no DML in
+    WITH) they run one after another, ``more`` first, so the order of writes is the same.
+    """
+    if more and db_session.get_bind().dialect.name == "postgresql":
+        return db_session.execute(
+            first.add_cte(*(statement.cte(f"w{i}") for i, statement in enumerate(more)))
+        )
+    for statement in more:
+        db_session.execute(statement)
+    return db_session.execute(first)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.dispatch.fastrank import TableRanking, rank_table
 from app.dispatch.models import DispatchDecision
@@ -14,7 +14,7 @@ from app.dispatch.people import CandidateTable
 from app.dispatch.roster import candidate_table, verify
 from app.dispatch.scoring import Job, Ranking
 from app.dispatch.work import Settings, groups_of, job_of, job_summary, process_data, settings_for
-from app.engine import reassign_task
+from app.engine import reassign_task_with
 from app.engine.models import HumanTask
 from app.errors import Conflict
 from app.tickets.models import Ticket
@@ -142,17 +142,7 @@ def save_decision(
     decided_by: str | None,
     reason: str | None = None,
 ) -> DispatchDecision:
-    decision = DispatchDecision(
-        # The task's, not rec.ticket.id: the ticket row was just updated and expired.
-        ticket_id=task.ticket_id,
-        task_id=task.id,
-        mode=mode,
-        chosen=chosen,
-        decided_by=decided_by,
-        reason=reason,
-        ranking=rec.stored(),
-        created_at=utcnow(),
-    )
+    decision = _decision(rec, task, mode, chosen, decided_by, reason)
     db_session.add(decision)
     return decision
 
@@ -167,17 +157,47 @@ def dispatch_to(
     decided_by: str | None,
     reason: str | None = None,
 ) -> DispatchDecision:
-    """Give the (locked) task to ``username`` as a dispatch, and store the decision (added
-    first: the assignment's flush writes both)."""
-    decision = save_decision(
-        db_session, rec, task, mode=mode, chosen=username, decided_by=decided_by, reason=reason
-    )
-    reassign_task(
+    """Give the (locked) task to ``username`` as a dispatch, and store the decision: the
+    decision's row, the task's new assignee and its history row are one statement where the
+    database allows it (engine.reassign_task_with)."""
+    decision = _decision(rec, task, mode, username, decided_by, reason)
+    values = {column.key: getattr(decision, column.key) for column in _COLUMNS}
+    written = reassign_task_with(
         db_session=db_session,
         task=task,
         event_type="task_dispatched",
         assignee=username,
         reason=reason,
         actor=decided_by,
+        along=_DECISIONS.insert().values(values).returning(_DECISIONS.c.id),
     )
+    decision.id = written.scalar_one()
+    # The row is written: the object joins the session as what was loaded, not as new.
+    make_transient_to_detached(decision)
+    db_session.add(decision)
     return decision
+
+
+_DECISIONS = DispatchDecision.__table__
+_COLUMNS = [column for column in _DECISIONS.columns if not column.primary_key]
+
+
+def _decision(
+    rec: Recommendation,
+    task: HumanTask,
+    mode: str,
+    chosen: str,
+    decided_by: str | None,
+    reason: str | None,
+) -> DispatchDecision:
+    return DispatchDecision(
+        # The task's, not rec.ticket.id: the ticket row may have been updated and expired.
+        ticket_id=task.ticket_id,
+        task_id=task.id,
+        mode=mode,
+        chosen=chosen,
+        decided_by=decided_by,
+        reason=reason,
+        ranking=rec.stored(),
+        created_at=utcnow(),
+    )

@@ -7,6 +7,7 @@ from app.engine.assignment import (
     lock_task,
     lock_task_with_data,
     reassign_task,
+    reassign_task_with,
 )
 from app.engine.queries import (
     active_elements,
@@ -45,6 +46,7 @@ __all__ = [
     "move_timers",
     "open_tasks",
     "reassign_task",
+    "reassign_task_with",
     "start",
     "task_form",
 ]

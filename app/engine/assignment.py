@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
+from app.database import write_together
 from app.engine.models import (
     HumanTask,
     HumanTaskCandidate,
@@ -118,10 +120,41 @@ def reassign_task(
     Who may do this is the caller's rule. The workflow state does not change: who works on a
     task is kept in the human_task projection only.
     """
+    before, after, _ = _reassign(
+        db_session, task, event_type, assignee, candidate_groups, reason, actor, along=None
+    )
+    return before, after
+
+
+def reassign_task_with(
+    *,
+    db_session: Session,
+    task: HumanTask,
+    event_type: str,
+    assignee: str,
+    along: Insert,
+    reason: str | None = None,
+    actor: str | None = None,
+):
+    """reassign_task to ``assignee``, with an INSERT of the caller's (dispatch's decision,
+    with RETURNING) written in the same statement as the task's new assignee and its history
+    row (database.write_together: one round trip on PostgreSQL). Returns ``along``'s result."""
+    return _reassign(db_session, task, event_type, assignee, None, reason, actor, along)[2]
+
+
+def _reassign(
+    db_session: Session,
+    task: HumanTask,
+    event_type: str,
+    assignee: str | None,
+    candidate_groups: list[str] | None,
+    reason: str | None,
+    actor: str | None,
+    along: Insert | None,
+) -> tuple[dict, dict, object]:
     if event_type not in ASSIGNMENT_EVENTS:
         raise ValueError(f"not an assignment event: {event_type}")
     before = assignment(task)
-    task.assignee = assignee
     if candidate_groups is not None:
         # Rows that stay are kept: deleting and re-adding one key in a flush would collide.
         kept = [c for c in task.candidates if c.kind == "group" and c.value in candidate_groups]
@@ -129,28 +162,30 @@ def reassign_task(
         task.candidates = kept + [
             HumanTaskCandidate(task_id=task.id, kind="group", value=group) for group in added
         ]
-    after = assignment(task)
+    after = {**assignment(task), "assignee": assignee}
     found = compiled_of(db_session, task.instance_id)
+    # What the session holds (the candidates above) is written before the rows below.
     db_session.flush()
-    # Written as the engine's steps write theirs (runtime.save_steps): a row, not an object.
-    db_session.execute(
-        _EVENT.insert(),
-        [
-            {
-                "instance_id": task.instance_id,
-                "ticket_id": task.ticket_id,
-                "element_id": task.element_id,
-                "element_type": _element_type(found, task.element_id),
-                "element_name": task.name,
-                "event_type": event_type,
-                "actor": actor,
-                "at": utcnow(),
-                "data": {"task_id": task.id, "from": before, "to": after, "reason": reason},
-            }
-        ],
+    # The history row is written as the engine's steps write theirs (runtime.save_steps).
+    history = _EVENT.insert().values(
+        instance_id=task.instance_id,
+        ticket_id=task.ticket_id,
+        element_id=task.element_id,
+        element_type=_element_type(found, task.element_id),
+        element_name=task.name,
+        event_type=event_type,
+        actor=actor,
+        at=utcnow(),
+        data={"task_id": task.id, "from": before, "to": after, "reason": reason},
     )
+    changed = _TASK.update().where(_TASK.c.id == task.id).values(assignee=assignee)
+    if along is None:
+        result = write_together(db_session, changed, history)
+    else:
+        result = write_together(db_session, along, changed, history)
+    set_committed_value(task, "assignee", assignee)
     task_reassigned.send(task, db_session=db_session, event_type=event_type, actor=actor)
-    return before, after
+    return before, after, result
 
 
 def last_assignment(*, db_session: Session, task: HumanTask) -> ProcessEvent | None:
