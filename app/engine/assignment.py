@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -38,7 +39,7 @@ def lock_task(*, db_session: Session, task_id: str) -> HumanTask:
     Claims, transfers and completions of one task therefore happen one after another, and each
     sees what the one before it left (PostgreSQL; SQLite takes its write lock at BEGIN).
     """
-    return _lock(db_session, task_id, (_INSTANCE.c.id,))[0]
+    return _lock(db_session, task_id, _LOCK_COLUMNS)[0]
 
 
 def lock_task_with_data(
@@ -50,10 +51,7 @@ def lock_task_with_data(
     ``id`` is the task's ``ticket_id`` (the engine does not know what it is); its row comes
     with the task, read by the same statement (None without one)."""
     task, work, (instance_id, status, state, state_format) = _lock(
-        db_session,
-        task_id,
-        (_INSTANCE.c.id, _INSTANCE.c.status, _INSTANCE.c.state, _INSTANCE.c.state_format),
-        work_order,
+        db_session, task_id, _STATE_COLUMNS, work_order
     )
     if status != "running":
         return task, {}, work
@@ -68,30 +66,46 @@ _EVENT = ProcessEvent.__table__
 def _lock(
     db_session: Session, task_id: str, columns: tuple, work_order: type | None = None
 ) -> tuple[HumanTask, object | None, tuple]:
-    locked = db_session.execute(
+    locking, reading = _lock_statements(columns, work_order)
+    locked = db_session.execute(locking, {"task_id": task_id}).first()
+    if locked is None:
+        raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
+    # Read after the lock is held: a statement that waited for it sees what its holder left.
+    row = db_session.execute(reading, {"task_id": task_id}).unique().one()
+    return row[0], (row[1] if work_order is not None else None), tuple(locked)
+
+
+@cache
+def _lock_statements(columns: tuple, work_order: type | None) -> tuple:
+    """The locking statement and the reading one, built once per shape: building them cost
+    more Python than running them (a few kinds of callers, so a few entries)."""
+    task_id = bindparam("task_id")
+    locking = (
         select(*columns)
         .join(_TASK, _TASK.c.instance_id == _INSTANCE.c.id)
         .where(_TASK.c.id == task_id)
         .with_for_update(of=_INSTANCE)
-    ).first()
-    if locked is None:
-        raise NotFound(f"任务 {task_id} 不存在", f"task {task_id} not found")
-    # Read after the lock is held: a statement that waited for it sees what its holder left.
-    query = select(HumanTask)
+    )
+    reading = select(HumanTask)
     if work_order is not None:
-        query = query.add_columns(work_order).outerjoin(
+        reading = reading.add_columns(work_order).outerjoin(
             work_order, work_order.id == HumanTask.ticket_id
         )
-    row = (
-        db_session.execute(
-            query.where(HumanTask.id == task_id)
-            .options(joinedload(HumanTask.candidates))
-            .execution_options(populate_existing=True)
-        )
-        .unique()
-        .one()
+    reading = (
+        reading.where(HumanTask.id == task_id)
+        .options(joinedload(HumanTask.candidates))
+        .execution_options(populate_existing=True)
     )
-    return row[0], (row[1] if work_order is not None else None), tuple(locked)
+    return locking, reading
+
+
+_LOCK_COLUMNS = (_INSTANCE.c.id,)
+_STATE_COLUMNS = (
+    _INSTANCE.c.id,
+    _INSTANCE.c.status,
+    _INSTANCE.c.state,
+    _INSTANCE.c.state_format,
+)
 
 
 def assignment(task: HumanTask) -> dict:
