@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import UpdateBase
@@ -31,19 +33,27 @@ def configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def write_together(db_session, first: UpdateBase, *more: UpdateBase):
-    """Run INSERT/UPDATE/DELETE statements as one round trip where the database allows it,
-    and return the result of ``first`` (its RETURNING rows, if it has them).
+def write_together(db_session, statements: tuple[UpdateBase, ...], params: dict):
+    """Run INSERT/UPDATE/DELETE statements, built once with distinct bound parameter names,
+    as one round trip where the database allows it; return the result of the first (its
+    RETURNING rows, if it has them).
 
-    On PostgreSQL ``more`` become data-modifying WITH parts of ``first``: one statement, one
-    snapshot, all of them run whether or not ``first`` refers to them; they must not write
-    the same row twice (none of them sees another's change). Elsewhere (SQLite has no DML in
-    WITH) they run one after another, ``more`` first, so the order of writes is the same.
+    On PostgreSQL the others become data-modifying WITH parts of the first: one statement,
+    one snapshot, all of them run whether or not the first refers to them; they must not
+    write the same row twice (none of them sees another's change). Elsewhere (SQLite has no
+    DML in WITH) they run one after another, the others first, so the order of writes is the
+    same.
     """
+    first, *more = statements
     if more and db_session.get_bind().dialect.name == "postgresql":
-        return db_session.execute(
-            first.add_cte(*(statement.cte(f"w{i}") for i, statement in enumerate(more)))
-        )
+        return db_session.execute(_combined(statements), params)
     for statement in more:
-        db_session.execute(statement)
-    return db_session.execute(first)
+        db_session.execute(statement, params)
+    return db_session.execute(first, params)
+
+
+@lru_cache(maxsize=64)
+def _combined(statements: tuple[UpdateBase, ...]) -> UpdateBase:
+    # Built once per combination (building and keying a statement costs more than running it).
+    first, *more = statements
+    return first.add_cte(*(statement.cte(f"w{i}") for i, statement in enumerate(more)))

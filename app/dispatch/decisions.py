@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.dispatch.fastrank import TableRanking, rank_table
@@ -161,7 +162,7 @@ def dispatch_to(
     decision's row, the task's new assignee and its history row are one statement where the
     database allows it (engine.reassign_task_with)."""
     decision = _decision(rec, task, mode, username, decided_by, reason)
-    values = {column.key: getattr(decision, column.key) for column in _COLUMNS}
+    values = {f"d_{column.key}": getattr(decision, column.key) for column in _COLUMNS}
     written = reassign_task_with(
         db_session=db_session,
         task=task,
@@ -169,7 +170,7 @@ def dispatch_to(
         assignee=username,
         reason=reason,
         actor=decided_by,
-        along=_DECISIONS.insert().values(values).returning(_DECISIONS.c.id),
+        along=(_INSERT_DECISION, values),
     )
     decision.id = written.scalar_one()
     # The row is written: the object joins the session as what was loaded, not as new.
@@ -180,6 +181,11 @@ def dispatch_to(
 
 _DECISIONS = DispatchDecision.__table__
 _COLUMNS = [column for column in _DECISIONS.columns if not column.primary_key]
+_INSERT_DECISION = (
+    _DECISIONS.insert()
+    .values({column.key: bindparam(f"d_{column.key}", type_=column.type) for column in _COLUMNS})
+    .returning(_DECISIONS.c.id)
+)
 
 
 def _decision(

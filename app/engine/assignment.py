@@ -146,14 +146,31 @@ def reassign_task_with(
     task: HumanTask,
     event_type: str,
     assignee: str,
-    along: Insert,
+    along: tuple[Insert, dict],
     reason: str | None = None,
     actor: str | None = None,
 ):
     """reassign_task to ``assignee``, with an INSERT of the caller's (dispatch's decision,
     with RETURNING) written in the same statement as the task's new assignee and its history
-    row (database.write_together: one round trip on PostgreSQL). Returns ``along``'s result."""
+    row (database.write_together: one round trip on PostgreSQL). ``along``: the statement,
+    built once, and its parameters, whose names must not start with ``h_`` nor be
+    ``task_id`` or ``assignee``. Returns its result."""
     return _reassign(db_session, task, event_type, assignee, None, reason, actor, along)[2]
+
+
+# The two writes of every reassignment, built once: the task's assignee, and its history row.
+_ASSIGN = (
+    _TASK.update()
+    .where(_TASK.c.id == bindparam("task_id"))
+    .values(assignee=bindparam("assignee", type_=_TASK.c.assignee.type))
+)
+_HISTORY = _EVENT.insert().values(
+    {
+        column.key: bindparam(f"h_{column.key}", type_=column.type)
+        for column in _EVENT.columns
+        if not column.primary_key
+    }
+)
 
 
 def _reassign(
@@ -164,7 +181,7 @@ def _reassign(
     candidate_groups: list[str] | None,
     reason: str | None,
     actor: str | None,
-    along: Insert | None,
+    along: tuple[Insert, dict] | None,
 ) -> tuple[dict, dict, object]:
     if event_type not in ASSIGNMENT_EVENTS:
         raise ValueError(f"not an assignment event: {event_type}")
@@ -181,22 +198,24 @@ def _reassign(
     # What the session holds (the candidates above) is written before the rows below.
     db_session.flush()
     # The history row is written as the engine's steps write theirs (runtime.save_steps).
-    history = _EVENT.insert().values(
-        instance_id=task.instance_id,
-        ticket_id=task.ticket_id,
-        element_id=task.element_id,
-        element_type=_element_type(found, task.element_id),
-        element_name=task.name,
-        event_type=event_type,
-        actor=actor,
-        at=utcnow(),
-        data={"task_id": task.id, "from": before, "to": after, "reason": reason},
-    )
-    changed = _TASK.update().where(_TASK.c.id == task.id).values(assignee=assignee)
+    params = {
+        "task_id": task.id,
+        "assignee": assignee,
+        "h_instance_id": task.instance_id,
+        "h_ticket_id": task.ticket_id,
+        "h_element_id": task.element_id,
+        "h_element_type": _element_type(found, task.element_id),
+        "h_element_name": task.name,
+        "h_event_type": event_type,
+        "h_actor": actor,
+        "h_at": utcnow(),
+        "h_data": {"task_id": task.id, "from": before, "to": after, "reason": reason},
+    }
     if along is None:
-        result = write_together(db_session, changed, history)
+        result = write_together(db_session, (_ASSIGN, _HISTORY), params)
     else:
-        result = write_together(db_session, along, changed, history)
+        statement, more = along
+        result = write_together(db_session, (statement, _ASSIGN, _HISTORY), {**params, **more})
     set_committed_value(task, "assignee", assignee)
     task_reassigned.send(task, db_session=db_session, event_type=event_type, actor=actor)
     return before, after, result
