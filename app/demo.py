@@ -16,6 +16,7 @@ from app.auth.service import create_user
 from app.dispatch.demo import seed_dispatch
 from app.engine.models import HumanTask
 from app.extensions import db
+from app.inbox.service import complete
 from app.portal.service import rate_ticket
 from app.reports.service_report import refresh_report
 from app.site.service import check_in
@@ -268,6 +269,9 @@ def seed_demo(app: Flask) -> str:
         )
 
     def act(t, element_id, username, **data):
+        """The person completes the step from their inbox, as on the task page: a 派单 step
+        thus stores its DispatchDecision (the work-order page says why that engineer) and
+        asks for the reason given here when the choice is not the top recommendation."""
         task = session.scalars(
             select(HumanTask).where(
                 HumanTask.ticket_id == t.id,
@@ -275,7 +279,7 @@ def seed_demo(app: Flask) -> str:
                 HumanTask.element_id == element_id,
             )
         ).one()
-        engine.complete_task(db_session=session, task_id=task.id, data=data, actor=username)
+        complete(db_session=session, user=users[username], task_id=task.id, data=data)
 
     triage = dict(resolution="forward", triage_note="已电话确认现象")
     ticket(
@@ -373,6 +377,7 @@ def seed_demo(app: Flask) -> str:
         "task_dispatch",
         "zhangwei",
         engineer="wufang",
+        dispatch_reason="吴芳熟悉这台 UPS，上月刚做过巡检",
         parts_needed=True,
         parts_list="UPS 蓄电池 12V 100Ah × 4",
     )
@@ -386,7 +391,14 @@ def seed_demo(app: Flask) -> str:
         priority="P2",
         **repair,
     )
-    act(t, "task_dispatch", "zhangwei", engineer="zhaomin", parts_needed=False)
+    act(
+        t,
+        "task_dispatch",
+        "zhangwei",
+        engineer="zhaomin",
+        dispatch_reason="赵敏正在深圳，当天可以到场",
+        parts_needed=False,
+    )
     # The engineer scanned the reader's QR code about 20 m away, and noted what was found.
     check_in(
         db_session=session,
@@ -426,6 +438,7 @@ def seed_demo(app: Flask) -> str:
         "task_dispatch",
         "zhangwei",
         engineer="zhoujie",
+        dispatch_reason="周杰负责深圳机房的服务器",
         parts_needed=True,
         parts_list="服务器风扇模块 × 1",
     )

@@ -5,6 +5,7 @@ import re
 from sqlalchemy import func, select
 
 from app.auth.models import User
+from app.dispatch.models import DispatchDecision
 from app.engine.models import HumanTask, ProcessDefinition
 from app.extensions import db
 from app.sla.sla_models import SlaClock, SlaPolicy
@@ -118,6 +119,18 @@ def test_seed_demo_builds_a_living_company_once(new_database):
         # P1: the urgent policy comes first and wins over the field-repair one.
         assert by_title[("UPS 电源告警", "resolution")] == "紧急故障（全天候）"
         assert by_title[("无法连接公司 VPN", "resolution")] == "IT 服务台（默认）"
+        # Every engineer the dispatcher gave a repair to is explained on the work order: the
+        # 派单 steps were completed as a person does, so each stored its decision.
+        decided = db.session.execute(
+            select(Ticket.title, DispatchDecision.chosen, DispatchDecision.decided_by)
+            .join(DispatchDecision, DispatchDecision.ticket_id == Ticket.id)
+            .where(DispatchDecision.mode == "dispatcher")
+        ).all()
+        assert {title: (chosen, by) for title, chosen, by in decided} == {
+            "UPS 电源告警": ("wufang", "zhangwei"),
+            "门禁读卡器故障": ("zhaomin", "zhangwei"),
+            "服务器风扇告警": ("zhoujie", "zhangwei"),
+        }
         db.session.remove()
 
     again = run(app, "seed-demo")
@@ -135,5 +148,7 @@ def test_seed_demo_builds_a_living_company_once(new_database):
     assert overview.status_code == 200
     page = overview.get_data(as_text=True)
     assert "UPS 电源告警" in page and "待我处理" in page
+    ups = browser.get(f"/tickets/{tickets['UPS 电源告警'].id}", headers=html)
+    assert 'data-chosen="wufang"' in ups.get_data(as_text=True), "the page says why 吴芳"
     with app.app_context():
         db.engine.dispose()
