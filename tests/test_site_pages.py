@@ -120,6 +120,19 @@ def test_the_engineer_sees_their_own_job_first_and_checks_in_on_arrival(pages, d
     assert "data-auto" not in from_a_link, "opened from a link"
 
 
+def test_the_engineers_task_leads_to_the_site_page_of_its_device(pages, db_session):
+    flow = repair(db_session)
+    onsite = flow.task("task_onsite")
+    html = pages("fac1").get(f"/tasks/{onsite.id}").text
+    assert 'href="/site/DEV-T-2" data-site-link' in html and "现场：签到、拍照、备件" in html
+    assert 'href="/site/DEV-T-2" data-device' in html
+    # Done: the task still names its device, but no longer sends the engineer to the site.
+    flow.do("task_onsite", "fac1", fault_cause="风扇松动", work_done="紧固")
+    done = pages("fac1").get(f"/tasks/{onsite.id}")
+    assert done.status_code == 200
+    assert "data-device" in done.text and "data-site-link" not in done.text
+
+
 def test_a_check_in_stores_the_position_and_the_distance_to_the_device(pages, db_session, located):
     flow = repair(db_session)
     fac1 = pages("fac1")
