@@ -279,6 +279,8 @@ def test_with_nobody_eligible_any_engineer_is_dispatched_without_a_reason(pages,
         "fac_lead",
     }
     assert "engineer" not in form_data(page)  # nobody to recommend
+    (advice,) = page.xpath("//p[@data-step-none-eligible]")
+    assert "仍可以选择下面的工程师" in advice.text_content() and "转派" in advice.text_content()
     answer = complete(pages("desk"), task.id, engineer="fac_lead")
     assert answer.status_code == 200, answer.get_json()
     (decision,) = decisions(db_session)
