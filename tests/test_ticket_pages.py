@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import lxml.html
@@ -19,6 +20,7 @@ from app.engine.models import ProcessEvent
 from app.site.models import CheckIn
 from app.tickets.models import TicketNote
 from tests.flows import Flow
+from tests.test_sla_bpmn_timer import THURSDAY_9, at, policy, workday  # noqa: F401
 
 TIMELINE = "//ol[@id='timeline']/li"
 TASK_LINKS = "//section[@id='tasks']//a[contains(@class, 'button')]"
@@ -177,6 +179,45 @@ def test_sla_clock_shows_time_left_and_overdue(db_session, pages):
     # the requester sees no timers
     with time_machine.travel(start + timedelta(hours=1), tick=False):
         assert not page(pages("alice"), url).xpath("//ul[@id='sla']/li[@data-kind='timer']")
+
+
+def test_the_list_says_who_holds_each_work_order_and_when_its_sla_is_due(
+    db_session,
+    pages,
+    workday,  # noqa: F811
+):
+    # Arrival on site within a working hour: Thursday 09:00 -> due 10:00 until a check-in.
+    policy(
+        db_session,
+        workday,
+        "现场维修",
+        process_key="equipment_repair",
+        response_event="checkin",
+        response_minutes=60,
+    )
+    with at(THURSDAY_9):
+        flow = repair(db_session)
+        flow.do("task_dispatch", "desk", engineer="fac1", parts_needed=False)
+        waiting = repair(db_session, title="还没派单的工单")
+    fac1 = find_user(db_session=db_session, username="fac1").display_name
+
+    def row(root, ticket_id):
+        (found,) = root.xpath(f"//li[@data-ticket='{ticket_id}']")
+        return found
+
+    with at(THURSDAY_9 + timedelta(minutes=30)):
+        root = page(pages("desk"), "/tickets")
+    mine = row(root, flow.ticket.id)
+    assert texts(mine, ".//*[@data-holders]") == [f"处理人：{fac1}"]
+    (due,) = mine.xpath(".//*[@data-sla-due]")
+    assert due.text_content().strip() == "SLA 截止 2026-11-26 10:00"
+    assert due.get("class") != "overdue"
+    assert not row(root, waiting.ticket.id).xpath(".//*[@data-holders]"), "nobody holds it yet"
+    with at(THURSDAY_9 + timedelta(minutes=90)):
+        late = row(page(pages("desk", "en"), "/tickets"), flow.ticket.id)
+    (due,) = late.xpath(".//*[@data-sla-due]")
+    assert due.get("class") == "overdue"
+    assert due.text_content().strip() == "SLA overdue since 2026-11-26 10:00"
 
 
 def test_related_work_orders_on_the_device_only_when_visible(db_session, pages):
