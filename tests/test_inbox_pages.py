@@ -84,6 +84,31 @@ def test_tabs_and_counts_follow_the_role(db_session, pages):
     }
 
 
+def test_each_task_says_where_the_work_is(db_session, pages):
+    """The work order's own address, else its device's: a field engineer sees where to go."""
+    repair = Flow(
+        db_session,
+        "alice",
+        "equipment_repair",
+        title="空调外机异响",
+        category="facilities",
+        priority="P2",
+        region="shanghai",
+        device_no="DEV-T-2",
+    )
+    repair.do("task_dispatch", "desk", engineer="fac1", parts_needed=False)
+    at_desk = it_task(db_session, "facilities", "会议室灯不亮")
+    at_desk.ticket.location_address = "北京总部 3 楼会议室"
+    db_session.commit()
+    fac1 = pages("fac1")
+    page = html(fac1.get("/inbox?tab=mine")) + html(fac1.get("/inbox?tab=group"))
+    items = dict(re.findall(r'<li id="task-([0-9a-f-]{36})"(.*?)</li>', page, re.S))
+    onsite = repair.task("task_onsite").id
+    assert "地点：上海测试楼顶" in items[onsite], "the device's address"
+    handle = at_desk.task("task_handle").id
+    assert "地点：北京总部 3 楼会议室" in items[handle], "the work order's own address"
+
+
 def test_another_groups_task_never_appears_and_is_never_counted_for_net1(db_session, pages):
     hardware = it_task(db_session, "hardware", "打印机卡纸-硬件组")
     hidden = hardware.task("task_handle").id

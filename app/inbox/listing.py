@@ -13,7 +13,7 @@ from app.auth.models import Group, User
 from app.engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from app.errors import InvalidInput
 from app.inbox.service import DISPATCHING_ROLES, is_candidate, visible_tasks_query
-from app.tickets.models import PRIORITIES, Ticket
+from app.tickets.models import PRIORITIES, Device, Ticket
 from app.timeutil import utcnow
 
 # Roles with an inbox; requesters reach their acceptance task from their portal.
@@ -109,6 +109,8 @@ class InboxItem:
     holder: str | None
     offered_to: list[str] = field(default_factory=list)
     claimable: bool = False
+    # Where the work is: the work order's address, else its device's (field engineers).
+    place: str | None = None
 
 
 @dataclass
@@ -164,6 +166,7 @@ def describe(
     group_names = group_labels(db_session, {g for t, _, _ in rows for g in t.candidate_groups})
     visible = visible_ticket_ids(db_session, user, {k.id for _, k, _ in rows if k is not None})
     names = process_names(db_session)
+    places = _device_addresses(db_session, {k.device_no for _, k, _ in rows if k is not None})
     return [
         InboxItem(
             task=task,
@@ -175,9 +178,20 @@ def describe(
             offered_to=[group_names.get(g, g) for g in task.candidate_groups]
             + [people.get(u, u) for u in task.candidate_users],
             claimable=task.status == "open" and not task.assignee and is_candidate(user, task),
+            place=(ticket.location_address or places.get(ticket.device_no)) if ticket else None,
         )
         for task, ticket, key in rows
     ]
+
+
+def _device_addresses(db_session: Session, device_nos: set[str | None]) -> dict[str, str]:
+    wanted = sorted(no for no in device_nos if no)
+    if not wanted:
+        return {}
+    rows = db_session.execute(
+        select(Device.device_no, Device.address).where(Device.device_no.in_(wanted))
+    )
+    return {no: address for no, address in rows if address}
 
 
 def visible_ticket_ids(db_session: Session, user: User, ticket_ids: set[int]) -> set[int]:
