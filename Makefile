@@ -13,7 +13,9 @@ run: install designer translations db demo
 	$(FLASK) serve --host 127.0.0.1 --port 5000
 
 # The two passes run at the same time, one per core; the PostgreSQL pass writes to a log that is
-# shown when both have ended, and the target fails when either pass fails.
+# shown when both have ended, and the target fails when either pass fails. On Ctrl-C the
+# PostgreSQL pass gets SIGTERM, which tests/conftest.py turns into an interrupt: it drops its
+# databases before it ends.
 PG_TEST_LOG := test-artifacts/pytest-postgresql.log
 
 test: install designer translations lint
@@ -21,7 +23,7 @@ test: install designer translations lint
 	mkdir -p $(dir $(PG_TEST_LOG)); \
 	PAIDAN_TEST_DATABASE_URL="$(PAIDAN_TEST_POSTGRES_URL)" $(BIN)/pytest \
 		-o cache_dir=.pytest_cache/postgresql >$(PG_TEST_LOG) 2>&1 & postgres=$$!; \
-	trap 'kill $$postgres 2>/dev/null; exit 130' INT TERM; \
+	trap 'kill $$postgres 2>/dev/null; wait $$postgres; exit 130' INT TERM; \
 	echo "== the suite on SQLite; on PostgreSQL at the same time, into $(PG_TEST_LOG)"; \
 	$(BIN)/pytest; sqlite=$$?; \
 	wait $$postgres; postgresql=$$?; \

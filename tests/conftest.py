@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -56,6 +57,19 @@ GROUPS = [
     ("facilities", "设施组"),
     ("spare_parts", "备件库"),
 ]
+
+
+def pytest_configure(config):
+    # Stopped by SIGTERM, the run ends as after Ctrl-C: the fixtures are torn down, so a
+    # PostgreSQL pass drops its databases instead of leaving them on the server. make test
+    # stops its PostgreSQL pass so on Ctrl-C (a shell's background job ignores SIGINT).
+    signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(_signum, _frame):
+    # Once: a second SIGTERM (a process group's, then make's own) must not cut the teardown.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def backend() -> str:
