@@ -358,6 +358,63 @@ def test_a_response_timer_is_never_due_once_staff_acted_and_percent_and_typos(
     assert set(timers(flow)) == {"timer_response"}
 
 
+STAGED = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    id="Definitions_sla_staged" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="sla_staged" name="SLA 分段" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="task_triage" name="分级" camunda:candidateGroups="service_desk">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:subProcess id="stage_repair" name="维修阶段">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:startEvent id="repair_start"><bpmn:outgoing>r1</bpmn:outgoing></bpmn:startEvent>
+      <bpmn:userTask id="task_fix" name="维修" camunda:candidateGroups="network">
+        <bpmn:incoming>r1</bpmn:incoming><bpmn:outgoing>r2</bpmn:outgoing>
+      </bpmn:userTask>
+      <bpmn:endEvent id="repair_end"><bpmn:incoming>r2</bpmn:incoming></bpmn:endEvent>
+      <bpmn:sequenceFlow id="r1" sourceRef="repair_start" targetRef="task_fix" />
+      <bpmn:sequenceFlow id="r2" sourceRef="task_fix" targetRef="repair_end" />
+    </bpmn:subProcess>
+    <bpmn:boundaryEvent id="timer_stage" cancelActivity="false" attachedToRef="stage_repair">
+      <bpmn:extensionElements><camunda:properties>
+        <camunda:property name="sla" value="resolution" />
+      </camunda:properties></bpmn:extensionElements>
+      <bpmn:outgoing>to_late</bpmn:outgoing>
+      <bpmn:timerEventDefinition>
+        <bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"PT30M"</bpmn:timeDuration>
+      </bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="end_late"><bpmn:incoming>to_late</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="task_triage" />
+    <bpmn:sequenceFlow id="f2" sourceRef="task_triage" targetRef="stage_repair" />
+    <bpmn:sequenceFlow id="f3" sourceRef="stage_repair" targetRef="end" />
+    <bpmn:sequenceFlow id="to_late" sourceRef="timer_stage" targetRef="end_late" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_a_timer_on_a_sub_process_is_due_at_the_clock_as_soon_as_it_waits(db_session, workday):
+    """The sub-process starts when a user task completes, and no user task carrying the timer
+    opens: the timer is still moved to the clock in that same step, not at the next change."""
+    engine.deploy(
+        db_session=db_session, files=[("sla_staged.bpmn", STAGED.encode())], actor="admin"
+    )
+    policy(db_session, workday, "分段", process_key="sla_staged", resolution_minutes=480)
+    with at(THURSDAY_9):
+        flow = Flow(db_session, "alice", "sla_staged")
+    assert timers(flow) == {}, "the stage has not begun"
+    with at(THURSDAY_9 + timedelta(minutes=20)):
+        flow.do("task_triage", "desk")
+    # 480 working minutes from 09:00 (lunch 12–13 excluded): 18:00, not 09:20 + 30 min.
+    assert timers(flow) == {"timer_stage": THURSDAY_9 + timedelta(hours=9)}
+    assert spiff_due(flow, "timer_stage") == THURSDAY_9 + timedelta(hours=9)
+
+
 def test_the_shipped_processes_mark_their_sla_timers():
     def read(name: str) -> dict:
         return read_sla_timers(name, (ROOT / "processes" / name).read_bytes())

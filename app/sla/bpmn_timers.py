@@ -4,8 +4,9 @@ A timer boundary event stands for an SLA when it carries the Camunda property ``
 the clock's kind (``response`` or ``resolution``); ``sla_percent`` (default 100) places it at
 that share of the target (a reminder at 75). Its own timer expression stays as the fallback
 for work orders no policy matches. Whenever a clock of a work order changes (started, paused,
-resumed, recomputed, stopped: ``clock.note_change``), and whenever a user task carrying such
-a timer opens, the timers are moved to the clock's due time with ``engine.move_timers`` before
+resumed, recomputed, stopped: ``clock.note_change``), whenever a user task carrying such
+a timer opens, and on every step of a process with such a timer on another element, the
+timers are moved to the clock's due time with ``engine.move_timers`` before
 the transaction commits, so the escalation path fires at the SLA deadline on its business
 calendar, never while the clock is paused.
 """
@@ -16,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from lxml import etree
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -38,12 +40,14 @@ _MOVING = "sla_timers_moving"
 
 @dataclass(frozen=True)
 class SlaTimer:
-    """A timer boundary event that stands for ``percent`` % of a clock's target."""
+    """A timer boundary event that stands for ``percent`` % of a clock's target.
+    ``on_user_task``: attached to a user task (else to a sub-process, a receive task...)."""
 
     element_id: str
     kind: str
     percent: float
     attached_to: str | None
+    on_user_task: bool = True
 
 
 # Per definition content hash: versions are immutable, so this is never stale, only cold.
@@ -86,7 +90,10 @@ def read_sla_timers(filename: str, data: bytes) -> dict[str, SlaTimer]:
                 properties.get(PERCENT_PROPERTY),
             )
             continue
-        found[ident] = SlaTimer(ident, kind, percent, node.get("attachedToRef"))
+        attached = node.get("attachedToRef")
+        host = root.find(f".//*[@id='{attached}']") if attached else None
+        on_user_task = host is not None and etree.QName(host).localname == "userTask"
+        found[ident] = SlaTimer(ident, kind, percent, attached, on_user_task)
     return found
 
 
@@ -101,10 +108,18 @@ def _percent(text: str) -> float | None:
 def note_opened(db_session: Session, instance: ProcessInstance, opened_elements: list[str]) -> None:
     """User tasks opened in this step whose SLA timers just started waiting on their own
     expression, or whose due date came from their own expression: move them to the clock
-    before the step's transaction commits."""
-    if instance.ticket_id is None or not opened_elements:
+    before the step's transaction commits. A process with an SLA timer on anything else (a
+    sub-process, a receive task) has no user task opening to tell when it starts waiting, so
+    each of its steps is checked (a move is only made where a due time differs)."""
+    if instance.ticket_id is None:
         return
-    attached = {timer.attached_to for timer in sla_timers(instance.definition).values()}
+    timers = sla_timers(instance.definition).values()
+    if any(not timer.on_user_task for timer in timers):
+        note_change(db_session, instance.ticket_id)
+        return
+    if not opened_elements:
+        return
+    attached = {timer.attached_to for timer in timers}
     attached |= task_due.due_date_tasks(instance.definition)
     if attached.intersection(opened_elements):
         note_change(db_session, instance.ticket_id)
