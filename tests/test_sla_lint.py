@@ -1,10 +1,14 @@
 """A timer boundary event marked as an SLA timer with a value the clock cannot use is refused at
 deploy, naming the element and the fix in Chinese and English; the designer's validation lists
-the same problem, and the shipped processes pass."""
+the same problem, and the shipped processes pass. So is an `sla_due` property on a user task
+that is neither `clock` nor `own`, or on anything else."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +85,77 @@ def test_the_shipped_processes_pass():
         data = (ROOT / "processes" / name).read_bytes()
         codes = [p.code for p in inspect([(name, data)]).problems]
         assert "sla-timer-property" not in codes, name
+
+
+def with_sla_due(bpmn: str, element_id: str, value: str) -> bytes:
+    """The BPMN with an `sla_due` property on the element (which has no extension elements)."""
+    opening = re.compile(rf'(<bpmn:\w+ id="{element_id}"[^>]*?)(/?)>')
+    prop = (
+        "<bpmn:extensionElements><camunda:properties>"
+        f'<camunda:property name="sla_due" value="{value}" />'
+        "</camunda:properties></bpmn:extensionElements>"
+    )
+
+    def add(match):
+        tag = match.group(0).split()[0][1:]
+        return f"{match.group(1)}>{prop}</{tag}>" if match.group(2) else f"{match.group(1)}>{prop}"
+
+    found, replaced = opening.subn(add, bpmn, count=1)
+    assert replaced == 1, element_id
+    return found.encode()
+
+
+@pytest.mark.parametrize(
+    ("element_id", "value", "zh", "en"),
+    [
+        ("task_onsite", "sla", "「sla」无效，应为 clock", "'sla'; it must be clock"),
+        ("task_onsite", "", "「」无效", "it must be clock (the due date follows the SLA) or own"),
+        ("task_acceptance", "Own", "「Own」无效", "'Own'"),
+        ("gw_parts", "own", "只能用在用户任务上", "applies to user tasks only"),
+    ],
+)
+def test_a_bad_sla_due_property_is_refused_naming_the_element(element_id, value, zh, en):
+    data = with_sla_due(REPAIR, element_id, value)
+    problems = [
+        p
+        for p in inspect([("equipment_repair.bpmn", data)]).problems
+        if p.code == "sla-due-property"
+    ]
+    assert [p.element_id for p in problems] == [element_id]
+    assert zh in problems[0].zh and element_id in problems[0].zh, problems[0].zh
+    assert en in problems[0].en, problems[0].en
+
+
+@pytest.mark.parametrize("value", ["own", "clock"])
+def test_the_two_sla_due_values_pass(value):
+    data = with_sla_due(REPAIR, "task_onsite", value)
+    codes = [p.code for p in inspect([("equipment_repair.bpmn", data)]).problems]
+    assert "sla-due-property" not in codes
+
+
+def test_the_designer_flags_the_same_sla_due_problems_as_deploy(tmp_path):
+    """The designer's bpmnlint rule paidan/sla-due-property (run here by bpmnlint's command
+    line with the designer's config) names the elements the engine refuses, and no others."""
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.fail("npx is not on PATH: install Node 20+ and run `npm ci --prefix designer`")
+    cases = {"bad_value": ("task_onsite", "sla"), "not_a_task": ("gw_parts", "own")}
+    for name, (element_id, value) in {**cases, "good": ("task_onsite", "own")}.items():
+        (tmp_path / f"{name}.bpmn").write_bytes(with_sla_due(REPAIR, element_id, value))
+    result = subprocess.run(
+        [npx, "--no-install", "bpmnlint", *sorted(str(p) for p in tmp_path.glob("*.bpmn"))],
+        cwd=ROOT / "designer",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    flagged = {}
+    current = None
+    for line in result.stdout.splitlines():
+        if line.endswith(".bpmn"):
+            current = Path(line.strip()).stem
+        elif "paidan/sla-due-property" in line:
+            flagged.setdefault(current, []).append(line.split()[0])
+    assert flagged == {name: [element_id] for name, (element_id, _value) in cases.items()}, (
+        result.stdout + result.stderr
+    )

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from app import engine
 from app.auth.service import find_user
+from app.demo import shipped_files
 from app.dispatch.stepchoice import rank_step
 from app.sla import clock as sla_clock
 from app.sla.clock import NEVER
-from tests.conftest import SHANGHAI
+from tests.conftest import ROOT, SHANGHAI
 from tests.test_it_service import FORWARD, it_ticket
 from tests.test_sla_bpmn_timer import (  # noqa: F401 - the workday fixture
     THURSDAY_9,
@@ -23,6 +25,7 @@ from tests.test_sla_bpmn_timer import (  # noqa: F401 - the workday fixture
 )
 
 FRIDAY_10 = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
+IT_SERVICE = (ROOT / "processes" / "it_service.bpmn").read_text("utf-8")
 
 
 def repair_policy(db_session, calendar_id: int, **values):
@@ -70,6 +73,35 @@ def test_without_a_policy_the_task_keeps_the_due_date_of_its_expression(db_sessi
         )
     hours = flow.data()["sla_hours"]
     assert flow.task("task_handle").due_at == THURSDAY_9 + timedelta(hours=hours)
+
+
+def test_a_task_marked_sla_due_own_keeps_the_due_date_of_its_expression(
+    app,
+    db_session,
+    workday,  # noqa: F811
+):
+    """The same IT process with `sla_due` = own on 技术组处理: its due date stays the diagram's
+    wall-clock hours while the escalation timer still follows the clock."""
+    own = IT_SERVICE.replace(
+        'camunda:dueDate="${iso_hours(sla_hours)}">',
+        'camunda:dueDate="${iso_hours(sla_hours)}"><bpmn:extensionElements><camunda:properties>'
+        '<camunda:property name="sla_due" value="own" /></camunda:properties>'
+        "</bpmn:extensionElements>",
+    )
+    assert own != IT_SERVICE
+    files = [
+        (n, own.encode() if n == "it_service.bpmn" else data) for n, data in shipped_files(app)
+    ]
+    engine.deploy(db_session=db_session, files=files, actor="admin")
+    policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
+    with at(THURSDAY_9):
+        flow = it_ticket(db_session, title="打印机无法联网", region="beijing")
+        flow.do(
+            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
+        )
+    hours = flow.data()["sla_hours"]
+    assert flow.task("task_handle").due_at == THURSDAY_9 + timedelta(hours=hours)
+    assert timers(flow) == {"timer_it_sla": THURSDAY_9 + timedelta(hours=9)}, "still the SLA"
 
 
 def test_the_site_task_is_due_on_arrival_then_on_resolution_and_held_while_parts_wait(

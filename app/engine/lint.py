@@ -56,6 +56,8 @@ _WHO = tuple(name for name in ASSIGNMENT_ATTRIBUTES if name not in {"dueDate", "
 SLA_PROPERTY, SLA_PERCENT_PROPERTY = "sla", "sla_percent"
 SLA_KINDS = ("response", "resolution")
 SLA_PERCENT_MAX = 1000
+# A user task's property: does its camunda:dueDate follow the SLA clock (app/sla/task_due)?
+SLA_DUE_PROPERTY, SLA_DUE_CLOCK, SLA_DUE_OWN = "sla_due", "clock", "own"
 # An ISO 8601 duration or repeating interval written bare, where an expression is read.
 _ISO_LITERAL = re.compile(
     r"^(R\d*/)?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
@@ -78,6 +80,7 @@ def lint_problems(filename: str, root: etree._Element) -> list[Problem]:
         found += _unassigned(filename, process)
         found += _bare_timers(filename, process)
         found += _sla_timer_properties(filename, process)
+        found += _sla_due_properties(filename, process)
     return found
 
 
@@ -186,7 +189,8 @@ def _bare_timers(filename: str, process: etree._Element) -> list[Problem]:
     return found
 
 
-def _properties(node: etree._Element) -> dict[str, str]:
+def camunda_properties(node: etree._Element) -> dict[str, str]:
+    """name -> value (stripped) of an element's camunda:properties."""
     return {
         prop.get("name"): (prop.get("value") or "").strip()
         for prop in node.iterfind("bpmn:extensionElements/camunda:properties/camunda:property", NS)
@@ -211,7 +215,7 @@ def _sla_timer_properties(filename: str, process: etree._Element) -> list[Proble
     silently keep its own wall-clock expression instead of following the clock."""
     found = []
     for event in process.iter(f"{{{BPMN_NS}}}boundaryEvent"):
-        properties = _properties(event)
+        properties = camunda_properties(event)
         if SLA_PROPERTY not in properties and SLA_PERCENT_PROPERTY not in properties:
             continue
         kind = properties.get(SLA_PROPERTY)
@@ -260,4 +264,40 @@ def _sla_timer_properties(filename: str, process: etree._Element) -> list[Proble
                     event.get("id"),
                 )
             )
+    return found
+
+
+def _sla_due_properties(filename: str, process: etree._Element) -> list[Problem]:
+    """An `sla_due` property the SLA clock could not use: on anything but a user task, or a
+    value other than `clock` (the default) and `own`."""
+    found = []
+    for node in process.iter():
+        value = (
+            camunda_properties(node).get(SLA_DUE_PROPERTY) if isinstance(node.tag, str) else None
+        )
+        if value is None:
+            continue
+        if _local(node) != "userTask":
+            zh = f"属性 {SLA_DUE_PROPERTY} 只能用在用户任务上"
+            en = f"property {SLA_DUE_PROPERTY} applies to user tasks only"
+        elif value not in (SLA_DUE_CLOCK, SLA_DUE_OWN):
+            zh = (
+                f"属性 {SLA_DUE_PROPERTY} 的值「{value}」无效，应为 {SLA_DUE_CLOCK}（截止时间跟随 "
+                f"SLA）或 {SLA_DUE_OWN}（用任务自己的 dueDate）"
+            )
+            en = (
+                f"property {SLA_DUE_PROPERTY} is {value!r}; it must be {SLA_DUE_CLOCK} (the due "
+                f"date follows the SLA) or {SLA_DUE_OWN} (the task's own dueDate)"
+            )
+        else:
+            continue
+        found.append(
+            Problem(
+                "sla-due-property",
+                f"文件 {filename}：元素 {element_label(node)} 的 SLA 设置有误：{zh}",
+                f"file {filename}: element {node.get('id')} has a bad SLA setting: {en}",
+                filename,
+                node.get("id"),
+            )
+        )
     return found

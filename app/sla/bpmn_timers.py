@@ -22,6 +22,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app import engine
+from app.engine.lint import camunda_properties
 from app.engine.models import ProcessDefinition, ProcessInstance, Timer
 from app.engine.parser import NS, load_xml
 from app.sla import missing_years, task_due
@@ -70,12 +71,7 @@ def read_sla_timers(filename: str, data: bytes) -> dict[str, SlaTimer]:
     root = load_xml(filename, data)
     found = {}
     for node in root.iterfind(".//bpmn:boundaryEvent", NS):
-        properties = {
-            prop.get("name"): (prop.get("value") or "").strip()
-            for prop in node.iterfind(
-                "bpmn:extensionElements/camunda:properties/camunda:property", NS
-            )
-        }
+        properties = camunda_properties(node)
         kind = properties.get(KIND_PROPERTY)
         if kind is None or node.find("bpmn:timerEventDefinition", NS) is None:
             continue

@@ -6,7 +6,9 @@ the response clock still runs (nobody has responded yet: the task must be taken 
 reached, by then), else the resolution deadline. While the clock is paused the due date is
 ``clock.NEVER``, which the pages show as "已暂停 / Paused". Tasks of work orders without clocks
 (no policy matched) and tasks whose deadline is unknown (a year without holiday data) keep the
-due date of their own expression. Tasks without ``camunda:dueDate`` stay without one.
+due date of their own expression. Tasks without ``camunda:dueDate`` stay without one, and so
+does the expression of a task whose Camunda property ``sla_due`` is ``own`` (a follow-up call
+three days after the repair is due then, whatever the SLA says); ``clock``, the default, follows.
 
 The engine computes the expression when the task opens; ``bpmn_timers.move_timers_of`` replaces
 it before the step's transaction commits, and again whenever the clock changes.
@@ -19,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.engine.lint import SLA_DUE_OWN, SLA_DUE_PROPERTY, camunda_properties
 from app.engine.models import HumanTask, ProcessDefinition
 from app.engine.parser import CAMUNDA_NS, NS, load_xml
 from app.sla.clock import NEVER, is_paused
@@ -29,7 +32,8 @@ _DUE_TASKS: dict[str, frozenset[str]] = {}
 
 
 def due_date_tasks(definition: ProcessDefinition) -> frozenset[str]:
-    """Element ids of the user tasks with a ``camunda:dueDate`` in a definition version."""
+    """Element ids of the user tasks of a definition version whose ``camunda:dueDate`` follows
+    the clock (all that have one, but those whose ``sla_due`` property says ``own``)."""
     found = _DUE_TASKS.get(definition.content_hash)
     if found is None:
         root = load_xml(definition.bpmn_filename, definition.bpmn_xml.encode())
@@ -37,6 +41,7 @@ def due_date_tasks(definition: ProcessDefinition) -> frozenset[str]:
             task.get("id")
             for task in root.iterfind(".//bpmn:userTask", NS)
             if (task.get(f"{{{CAMUNDA_NS}}}dueDate") or "").strip()
+            and camunda_properties(task).get(SLA_DUE_PROPERTY) != SLA_DUE_OWN
         )
         _DUE_TASKS[definition.content_hash] = found
     return found

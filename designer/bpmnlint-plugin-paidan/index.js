@@ -9,6 +9,7 @@ module.exports = {
         'unconnected-flow-node': 'error',
         'timer-expression': 'error',
         'sla-timer-property': 'error',
+        'sla-due-property': 'error',
       },
     },
   },
@@ -17,5 +18,6 @@ module.exports = {
     'unconnected-flow-node': './rules/unconnected-flow-node',
     'timer-expression': './rules/timer-expression',
     'sla-timer-property': './rules/sla-timer-property',
+    'sla-due-property': './rules/sla-due-property',
   },
 };

@@ -35,7 +35,7 @@ function percentProblem(text) {
   return null;
 }
 
-module.exports = function () {
+module.exports = function rule() {
   function check(node, reporter) {
     if (!is(node, 'bpmn:BoundaryEvent') || !inExecutableProcess(node)) return;
     const properties = propertiesOf(node);
@@ -74,3 +74,6 @@ module.exports = function () {
   }
   return { check };
 };
+
+// Shared with sla-due-property.
+module.exports.propertiesOf = propertiesOf;
