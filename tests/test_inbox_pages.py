@@ -19,6 +19,7 @@ from app.extensions import db
 from tests.browser import PHONE, open_as
 from tests.conftest import SHANGHAI
 from tests.flows import Flow
+from tests.test_site_pages import repair as dispatched_repair
 
 FORWARD = {"region": "beijing", "resolution": "forward", "triage_note": "已确认"}
 HANDLED = {"solution": "重置 VPN 证书", "time_spent_minutes": 20}
@@ -86,17 +87,7 @@ def test_tabs_and_counts_follow_the_role(db_session, pages):
 
 def test_each_task_says_where_the_work_is(db_session, pages):
     """The work order's own address, else its device's: a field engineer sees where to go."""
-    repair = Flow(
-        db_session,
-        "alice",
-        "equipment_repair",
-        title="空调外机异响",
-        category="facilities",
-        priority="P2",
-        region="shanghai",
-        device_no="DEV-T-2",
-    )
-    repair.do("task_dispatch", "desk", engineer="fac1", parts_needed=False)
+    repair = dispatched_repair(db_session)  # of DEV-T-2, at 上海测试楼顶
     at_desk = it_task(db_session, "facilities", "会议室灯不亮")
     at_desk.ticket.location_address = "北京总部 3 楼会议室"
     db_session.commit()
