@@ -376,8 +376,7 @@ def seed_demo(app: Flask) -> str:
         t,
         "task_dispatch",
         "zhangwei",
-        engineer="wufang",
-        dispatch_reason="吴芳熟悉这台 UPS，上月刚做过巡检",
+        engineer="wufang",  # the recommendation: no reason asked
         parts_needed=True,
         parts_list="UPS 蓄电池 12V 100Ah × 4",
     )
