@@ -271,7 +271,8 @@ def seed_demo(app: Flask) -> str:
     def act(t, element_id, username, **data):
         """The person completes the step from their inbox, as on the task page: a 派单 step
         thus stores its DispatchDecision (the work-order page says why that engineer) and
-        asks for the reason given here when the choice is not the top recommendation."""
+        asks for the reason given here when the choice is not the top recommendation.
+        ``username`` None: the engineer dispatch gave the task to (who is on shift decides)."""
         task = session.scalars(
             select(HumanTask).where(
                 HumanTask.ticket_id == t.id,
@@ -279,7 +280,8 @@ def seed_demo(app: Flask) -> str:
                 HumanTask.element_id == element_id,
             )
         ).one()
-        complete(db_session=session, user=users[username], task_id=task.id, data=data)
+        user = users[username or task.assignee]
+        complete(db_session=session, user=user, task_id=task.id, data=data)
 
     triage = dict(resolution="forward", triage_note="已电话确认现象")
     ticket(
@@ -337,7 +339,8 @@ def seed_demo(app: Flask) -> str:
     act(
         t, "task_triage", "zhangwei", category="network", priority="P2", region="shenzhen", **triage
     )
-    act(t, "task_handle", "liqiang", solution="重新导入根证书。", time_spent_minutes=20)
+    # The network group is dispatched automatically: its engineer on shift handles it.
+    act(t, "task_handle", None, solution="重新导入根证书。", time_spent_minutes=20)
     act(
         t,
         "task_review",

@@ -1,7 +1,10 @@
 """The shell commands an operator uses: create-user, deploy-processes, seed-demo."""
 
 import re
+from datetime import datetime
 
+import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from app.auth.models import User
@@ -10,6 +13,7 @@ from app.engine.models import HumanTask, ProcessDefinition
 from app.extensions import db
 from app.sla.sla_models import SlaClock, SlaPolicy
 from app.tickets.models import Ticket
+from tests.conftest import SHANGHAI
 
 
 def run(app, *args):
@@ -80,6 +84,38 @@ def test_deploy_processes_keeps_versions_of_unchanged_files(fresh_app):
         db.session.remove()
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 28, 10, 0, tzinfo=SHANGHAI),  # Saturday morning: few on shift
+        datetime(2026, 11, 24, 23, 0, tzinfo=SHANGHAI),  # Tuesday night: nobody on shift
+        datetime(2026, 11, 29, 21, 0, tzinfo=SHANGHAI),  # Sunday night: 吴芳's night shift
+    ],
+)
+def test_seed_demo_works_at_any_hour(new_database, moment):
+    """The dispatcher's 派单 choices are checked as on the task page; whoever is on shift
+    then, each is accepted (a reason is given wherever the choice may not be the best)."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app(
+        {"DATABASE_URL": new_database(), "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 64}
+    )
+    with app.app_context():
+        upgrade()
+    with time_machine.travel(moment, tick=True):
+        result = run(app, "seed-demo")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        chosen = db.session.scalars(
+            select(DispatchDecision.chosen).where(DispatchDecision.mode == "dispatcher")
+        ).all()
+        assert sorted(chosen) == ["wufang", "zhaomin", "zhoujie"]
+        db.session.remove()
+        db.engine.dispose()
+
+
 def test_seed_demo_builds_a_living_company_once(new_database):
     from flask_migrate import upgrade
 
@@ -90,7 +126,9 @@ def test_seed_demo_builds_a_living_company_once(new_database):
     )
     with app.app_context():
         upgrade()
-    result = run(app, "seed-demo")
+    # A working Thursday morning: who is on shift decides whom dispatch recommends.
+    with time_machine.travel(datetime(2026, 11, 26, 10, 0, tzinfo=SHANGHAI), tick=True):
+        result = run(app, "seed-demo")
     assert result.exit_code == 0, result.output
     assert "演示数据已创建" in result.output
 
@@ -122,14 +160,20 @@ def test_seed_demo_builds_a_living_company_once(new_database):
         # Every engineer the dispatcher gave a repair to is explained on the work order: the
         # 派单 steps were completed as a person does, so each stored its decision.
         decided = db.session.execute(
-            select(Ticket.title, DispatchDecision.chosen, DispatchDecision.decided_by)
+            select(
+                Ticket.title,
+                DispatchDecision.chosen,
+                DispatchDecision.decided_by,
+                DispatchDecision.reason,
+            )
             .join(DispatchDecision, DispatchDecision.ticket_id == Ticket.id)
             .where(DispatchDecision.mode == "dispatcher")
         ).all()
-        assert {title: (chosen, by) for title, chosen, by in decided} == {
-            "UPS 电源告警": ("wufang", "zhangwei"),
-            "门禁读卡器故障": ("zhaomin", "zhangwei"),
-            "服务器风扇告警": ("zhoujie", "zhangwei"),
+        # 吴芳 was the recommendation; nobody was eligible for the reader; 周杰 overrode 王磊.
+        assert {title: rest for title, *rest in decided} == {
+            "UPS 电源告警": ["wufang", "zhangwei", None],
+            "门禁读卡器故障": ["zhaomin", "zhangwei", "赵敏正在深圳，当天可以到场"],
+            "服务器风扇告警": ["zhoujie", "zhangwei", "周杰负责深圳机房的服务器"],
         }
         db.session.remove()
 
