@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lxml import etree
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -69,6 +68,7 @@ def read_sla_timers(filename: str, data: bytes) -> dict[str, SlaTimer]:
     clock kind, or a percent that is not a number in (0, 1000], is logged and left out: the
     timer then keeps its own expression."""
     root = load_xml(filename, data)
+    user_tasks = {task.get("id") for task in root.iterfind(".//bpmn:userTask", NS)}
     found = {}
     for node in root.iterfind(".//bpmn:boundaryEvent", NS):
         properties = camunda_properties(node)
@@ -87,9 +87,7 @@ def read_sla_timers(filename: str, data: bytes) -> dict[str, SlaTimer]:
             )
             continue
         attached = node.get("attachedToRef")
-        host = root.find(f".//*[@id='{attached}']") if attached else None
-        on_user_task = host is not None and etree.QName(host).localname == "userTask"
-        found[ident] = SlaTimer(ident, kind, percent, attached, on_user_task)
+        found[ident] = SlaTimer(ident, kind, percent, attached, attached in user_tasks)
     return found
 
 

@@ -122,7 +122,7 @@ def ticket_list():
 
 def _situation(tickets: list[Ticket]) -> dict[int, dict]:
     """Per work order of a list page: who holds its open tasks (display names) and the
-    nearest deadline of its running SLA clocks. Two queries for the whole page."""
+    nearest deadline of its running SLA clocks. Three queries for the whole page."""
     ids = [ticket.id for ticket in tickets]
     if not ids:
         return {}
