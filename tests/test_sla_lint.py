@@ -1,7 +1,7 @@
 """A timer boundary event marked as an SLA timer with a value the clock cannot use is refused at
 deploy, naming the element and the fix in Chinese and English; the designer's validation lists
-the same problem, and the shipped processes pass. So is an `sla_due` property on a user task
-that is neither `clock` nor `own`, or on anything else."""
+the same problem, and the shipped processes pass. So is a user task property another part of
+Paidan reads (`sla_due`, `dispatch_mode`) with a value it cannot use, or on anything else."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from app import engine
+from app.dispatch.models import MODES
+from app.engine.lint import DISPATCH_MODES
 from app.engine.service import inspect
 from app.errors import InvalidInput
 from tests.conftest import ROOT
@@ -87,12 +89,12 @@ def test_the_shipped_processes_pass():
         assert "sla-timer-property" not in codes, name
 
 
-def with_sla_due(bpmn: str, element_id: str, value: str) -> bytes:
-    """The BPMN with an `sla_due` property on the element (which has no extension elements)."""
+def with_property(bpmn: str, element_id: str, name: str, value: str) -> bytes:
+    """The BPMN with a camunda property on the element (which has no extension elements)."""
     opening = re.compile(rf'(<bpmn:\w+ id="{element_id}"[^>]*?)(/?)>')
     prop = (
         "<bpmn:extensionElements><camunda:properties>"
-        f'<camunda:property name="sla_due" value="{value}" />'
+        f'<camunda:property name="{name}" value="{value}" />'
         "</camunda:properties></bpmn:extensionElements>"
     )
 
@@ -105,43 +107,60 @@ def with_sla_due(bpmn: str, element_id: str, value: str) -> bytes:
     return found.encode()
 
 
+# (file stem, element, property, value, code, in the Chinese message, in the English one)
+BAD_TASK_PROPERTIES = [
+    ("due_value", "task_onsite", "sla_due", "sla", "sla-due-property", "「sla」无效，应为 clock",
+     "'sla'; it must be clock"),
+    ("due_empty", "task_onsite", "sla_due", "", "sla-due-property", "「」无效",
+     "it must be clock (the due date follows the SLA) or own"),
+    ("due_case", "task_acceptance", "sla_due", "Own", "sla-due-property", "「Own」无效", "'Own'"),
+    ("due_gateway", "gw_parts", "sla_due", "own", "sla-due-property", "只能用在用户任务上",
+     "applies to user tasks only"),
+    ("mode_value", "task_onsite", "dispatch_mode", "automatic", "dispatch-mode-property",
+     "「automatic」无效，应为 dispatcher（调度员选择）", "it must be dispatcher, auto or pool"),
+    ("mode_gateway", "gw_parts", "dispatch_mode", "auto", "dispatch-mode-property",
+     "派单方式有误：属性 dispatch_mode 只能用在用户任务上", "applies to user tasks only"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("element_id", "value", "zh", "en"),
-    [
-        ("task_onsite", "sla", "「sla」无效，应为 clock", "'sla'; it must be clock"),
-        ("task_onsite", "", "「」无效", "it must be clock (the due date follows the SLA) or own"),
-        ("task_acceptance", "Own", "「Own」无效", "'Own'"),
-        ("gw_parts", "own", "只能用在用户任务上", "applies to user tasks only"),
-    ],
+    ("element_id", "name", "value", "code", "zh", "en"),
+    [case[1:] for case in BAD_TASK_PROPERTIES],
+    ids=[case[0] for case in BAD_TASK_PROPERTIES],
 )
-def test_a_bad_sla_due_property_is_refused_naming_the_element(element_id, value, zh, en):
-    data = with_sla_due(REPAIR, element_id, value)
-    problems = [
-        p
-        for p in inspect([("equipment_repair.bpmn", data)]).problems
-        if p.code == "sla-due-property"
-    ]
+def test_a_bad_task_property_is_refused_naming_the_element(element_id, name, value, code, zh, en):
+    data = with_property(REPAIR, element_id, name, value)
+    problems = [p for p in inspect([("equipment_repair.bpmn", data)]).problems if p.code == code]
     assert [p.element_id for p in problems] == [element_id]
     assert zh in problems[0].zh and element_id in problems[0].zh, problems[0].zh
     assert en in problems[0].en, problems[0].en
 
 
-@pytest.mark.parametrize("value", ["own", "clock"])
-def test_the_two_sla_due_values_pass(value):
-    data = with_sla_due(REPAIR, "task_onsite", value)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("sla_due", "own"), ("sla_due", "clock"), *(("dispatch_mode", m) for m in MODES)],
+)
+def test_the_values_the_readers_use_pass(name, value):
+    data = with_property(REPAIR, "task_onsite", name, value)
     codes = [p.code for p in inspect([("equipment_repair.bpmn", data)]).problems]
-    assert "sla-due-property" not in codes
+    assert not [code for code in codes if code.endswith("-property")], codes
 
 
-def test_the_designer_flags_the_same_sla_due_problems_as_deploy(tmp_path):
-    """The designer's bpmnlint rule paidan/sla-due-property (run here by bpmnlint's command
-    line with the designer's config) names the elements the engine refuses, and no others."""
+def test_the_engine_knows_every_dispatch_mode():
+    # The engine imports no domain package: it spells the modes out, and they must agree.
+    assert set(DISPATCH_MODES) == set(MODES)
+
+
+def test_the_designer_flags_the_same_task_property_problems_as_deploy(tmp_path):
+    """The designer's bpmnlint rules paidan/sla-due-property and paidan/dispatch-mode-property
+    (run here by bpmnlint's command line with the designer's config) name the elements the
+    engine refuses, and no others."""
     npx = shutil.which("npx")
     if npx is None:
         pytest.fail("npx is not on PATH: install Node 20+ and run `npm ci --prefix designer`")
-    cases = {"bad_value": ("task_onsite", "sla"), "not_a_task": ("gw_parts", "own")}
-    for name, (element_id, value) in {**cases, "good": ("task_onsite", "own")}.items():
-        (tmp_path / f"{name}.bpmn").write_bytes(with_sla_due(REPAIR, element_id, value))
+    for stem, element_id, name, value, *_ in BAD_TASK_PROPERTIES:
+        (tmp_path / f"{stem}.bpmn").write_bytes(with_property(REPAIR, element_id, name, value))
+    (tmp_path / "good.bpmn").write_bytes(with_property(REPAIR, "task_onsite", "sla_due", "own"))
     result = subprocess.run(
         [npx, "--no-install", "bpmnlint", *sorted(str(p) for p in tmp_path.glob("*.bpmn"))],
         cwd=ROOT / "designer",
@@ -154,8 +173,10 @@ def test_the_designer_flags_the_same_sla_due_problems_as_deploy(tmp_path):
     for line in result.stdout.splitlines():
         if line.endswith(".bpmn"):
             current = Path(line.strip()).stem
-        elif "paidan/sla-due-property" in line:
-            flagged.setdefault(current, []).append(line.split()[0])
-    assert flagged == {name: [element_id] for name, (element_id, _value) in cases.items()}, (
-        result.stdout + result.stderr
-    )
+        elif "-property" in line and "paidan/" in line:
+            flagged.setdefault(current, []).append((line.split()[0], line.split()[-1]))
+    expected = {
+        stem: [(element_id, f"paidan/{code}")]
+        for stem, element_id, _name, _value, code, *_ in BAD_TASK_PROPERTIES
+    }
+    assert flagged == expected, result.stdout + result.stderr

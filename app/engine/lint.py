@@ -11,6 +11,7 @@ so an admin sees them while drawing; deploy refuses them here whatever made the 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -58,6 +59,9 @@ SLA_KINDS = ("response", "resolution")
 SLA_PERCENT_MAX = 1000
 # A user task's property: does its camunda:dueDate follow the SLA clock (app/sla/task_due)?
 SLA_DUE_PROPERTY, SLA_DUE_CLOCK, SLA_DUE_OWN = "sla_due", "clock", "own"
+# A user task's dispatch mode (app/dispatch/work.settings_for; the modes of app/dispatch/models).
+DISPATCH_MODE_PROPERTY = "dispatch_mode"
+DISPATCH_MODES = ("dispatcher", "auto", "pool")
 # An ISO 8601 duration or repeating interval written bare, where an expression is read.
 _ISO_LITERAL = re.compile(
     r"^(R\d*/)?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
@@ -80,7 +84,7 @@ def lint_problems(filename: str, root: etree._Element) -> list[Problem]:
         found += _unassigned(filename, process)
         found += _bare_timers(filename, process)
         found += _sla_timer_properties(filename, process)
-        found += _sla_due_properties(filename, process)
+        found += _task_properties(filename, process)
     return found
 
 
@@ -267,37 +271,65 @@ def _sla_timer_properties(filename: str, process: etree._Element) -> list[Proble
     return found
 
 
-def _sla_due_properties(filename: str, process: etree._Element) -> list[Problem]:
-    """An `sla_due` property the SLA clock could not use: on anything but a user task, or a
-    value other than `clock` (the default) and `own`."""
+@dataclass(frozen=True)
+class _TaskProperty:
+    """A camunda property of user tasks that another part of Paidan reads: the values it can
+    use, in the words of the problem deploy reports."""
+
+    code: str
+    values: tuple[str, ...]
+    what_zh: str
+    what_en: str
+    allowed_zh: str
+    allowed_en: str
+
+
+_TASK_PROPERTIES = {
+    SLA_DUE_PROPERTY: _TaskProperty(
+        "sla-due-property",
+        (SLA_DUE_CLOCK, SLA_DUE_OWN),
+        "SLA 设置",
+        "SLA setting",
+        f"{SLA_DUE_CLOCK}（截止时间跟随 SLA）或 {SLA_DUE_OWN}（用任务自己的 dueDate）",
+        f"{SLA_DUE_CLOCK} (the due date follows the SLA) or {SLA_DUE_OWN} (the task's own dueDate)",
+    ),
+    DISPATCH_MODE_PROPERTY: _TaskProperty(
+        "dispatch-mode-property",
+        DISPATCH_MODES,
+        "派单方式",
+        "dispatch mode",
+        "dispatcher（调度员选择）、auto（自动派单）或 pool（工单池）",
+        "dispatcher, auto or pool",
+    ),
+}
+
+
+def _task_properties(filename: str, process: etree._Element) -> list[Problem]:
+    """A property of _TASK_PROPERTIES that would be ignored without anyone noticing: on
+    anything but a user task, or with a value its reader cannot use."""
     found = []
     for node in process.iter():
-        value = (
-            camunda_properties(node).get(SLA_DUE_PROPERTY) if isinstance(node.tag, str) else None
-        )
-        if value is None:
+        if not isinstance(node.tag, str):
             continue
-        if _local(node) != "userTask":
-            zh = f"属性 {SLA_DUE_PROPERTY} 只能用在用户任务上"
-            en = f"property {SLA_DUE_PROPERTY} applies to user tasks only"
-        elif value not in (SLA_DUE_CLOCK, SLA_DUE_OWN):
-            zh = (
-                f"属性 {SLA_DUE_PROPERTY} 的值「{value}」无效，应为 {SLA_DUE_CLOCK}（截止时间跟随 "
-                f"SLA）或 {SLA_DUE_OWN}（用任务自己的 dueDate）"
+        for name, value in camunda_properties(node).items():
+            rule = _TASK_PROPERTIES.get(name)
+            if rule is None:
+                continue
+            if _local(node) != "userTask":
+                zh = f"属性 {name} 只能用在用户任务上"
+                en = f"property {name} applies to user tasks only"
+            elif value not in rule.values:
+                zh = f"属性 {name} 的值「{value}」无效，应为 {rule.allowed_zh}"
+                en = f"property {name} is {value!r}; it must be {rule.allowed_en}"
+            else:
+                continue
+            found.append(
+                Problem(
+                    rule.code,
+                    f"文件 {filename}：元素 {element_label(node)} 的{rule.what_zh}有误：{zh}",
+                    f"file {filename}: element {node.get('id')} has a bad {rule.what_en}: {en}",
+                    filename,
+                    node.get("id"),
+                )
             )
-            en = (
-                f"property {SLA_DUE_PROPERTY} is {value!r}; it must be {SLA_DUE_CLOCK} (the due "
-                f"date follows the SLA) or {SLA_DUE_OWN} (the task's own dueDate)"
-            )
-        else:
-            continue
-        found.append(
-            Problem(
-                "sla-due-property",
-                f"文件 {filename}：元素 {element_label(node)} 的 SLA 设置有误：{zh}",
-                f"file {filename}: element {node.get('id')} has a bad SLA setting: {en}",
-                filename,
-                node.get("id"),
-            )
-        )
     return found

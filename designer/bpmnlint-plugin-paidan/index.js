@@ -10,6 +10,7 @@ module.exports = {
         'timer-expression': 'error',
         'sla-timer-property': 'error',
         'sla-due-property': 'error',
+        'dispatch-mode-property': 'error',
       },
     },
   },
@@ -19,5 +20,6 @@ module.exports = {
     'timer-expression': './rules/timer-expression',
     'sla-timer-property': './rules/sla-timer-property',
     'sla-due-property': './rules/sla-due-property',
+    'dispatch-mode-property': './rules/dispatch-mode-property',
   },
 };
