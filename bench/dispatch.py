@@ -39,6 +39,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade
+from workrows import WorkRows
 
 from app import create_app, engine
 from app.auth.models import Group, Skill, User, UserSkill, group_member
@@ -52,7 +53,7 @@ from app.dispatch.planning import assign_waiting
 from app.dispatch.roster import changed as roster_changed
 from app.dispatch.scoring import Job
 from app.dispatch.service import auto_assign
-from app.engine.models import HumanTask, HumanTaskCandidate, ProcessInstance
+from app.engine.models import HumanTask
 from app.extensions import db
 from app.gctune import tune_gc
 from app.tickets.models import PRIORITIES, Ticket
@@ -191,70 +192,42 @@ def workload(session, rng: random.Random, usernames: list[str], group: str, now)
     definition = engine.latest_definition(db_session=session, key="it_service").id
     requester = session.scalar(sa.select(User.id).where(User.username == "req"))
     first = (session.scalar(sa.select(sa.func.max(Ticket.id))) or 0) + 1
-    instances, tickets, tasks, candidates = [], [], [], []
+    work = WorkRows()
     for n in range(int(len(usernames) * 1.4)):
         i = first + n
         created = now - timedelta(minutes=rng.randint(30, 600))
         done = n >= len(usernames) * 0.6
-        instances.append(
-            {
-                "id": i,
-                "definition_id": definition,
-                "process_key": "it_service",
-                "business_key": f"B-{i}",
-                "ticket_id": i,
-                "status": "running",
-                "state": "{}",
-                "state_format": "bench",
-                "version": 1,
-                "started_at": created,
-                "updated_at": created,
-            }
-        )
-        tickets.append(
-            {
-                "id": i,
-                "number": f"B-{i}",
-                "process_key": "it_service",
-                "title": f"负载 {i}",
-                "description": "",
-                "status": "in_progress",
-                "priority": rng.choices(PRIORITIES, weights=(1, 3, 5, 2))[0],
-                "category": "network",
-                "region": "shanghai",
-                "custom_fields": {},
-                "requester_id": requester,
-                "process_instance_id": i,
-                "created_at": created,
-                "updated_at": created,
-            }
-        )
+        # Drawn in the order of the loads before WorkRows: the same data for a seed.
+        priority = rng.choices(PRIORITIES, weights=(1, 3, 5, 2))[0]
         who = rng.choice(usernames)
         task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         ended = min(now, created + timedelta(minutes=rng.randint(10, 120)))
-        tasks.append(
-            {
+        work.add(
+            i=i,
+            definition_id=definition,
+            key="it_service",
+            number=f"B-{i}",
+            created=created,
+            ticket={
+                "title": f"负载 {i}",
+                "priority": priority,
+                "category": "network",
+                "region": "shanghai",
+                "requester_id": requester,
+            },
+            task={
                 "id": task_id,
-                "instance_id": i,
-                "ticket_id": i,
                 "element_id": "task_handle",
                 "name": "技术组处理",
                 "form_key": "it_handle",
                 "assignee": who,
                 "status": "completed" if done else "open",
-                "created_at": created,
                 "ended_at": ended if done else None,
                 "completed_by": who if done else None,
-            }
+            },
+            group=group,
         )
-        candidates.append({"task_id": task_id, "kind": "group", "value": group})
-    for model, rows in (
-        (ProcessInstance, instances),
-        (Ticket, tickets),
-        (HumanTask, tasks),
-        (HumanTaskCandidate, candidates),
-    ):
-        session.execute(sa.insert(model), rows)
+    work.insert(session)
 
 
 def waiting_tasks(app, count: int, seed: int) -> list[str]:

@@ -27,14 +27,14 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade
+from workrows import WorkRows
 
 from app import create_app, engine
 from app.auth.org_service import create_department, create_group
 from app.auth.service import create_user
 from app.demo import deploy_shipped
-from app.engine.models import HumanTask, HumanTaskCandidate, ProcessInstance
 from app.extensions import db
-from app.tickets.models import PRIORITIES, Ticket
+from app.tickets.models import PRIORITIES
 
 PASSWORD = "bench-pass-1"
 REQUESTS = 20
@@ -111,48 +111,15 @@ def populate(app, count: int) -> None:
         definitions = {
             key: engine.latest_definition(db_session=db.session, key=key).id for key in PROCESSES
         }
-        instances, tickets, tasks, candidates = [], [], [], []
+        work = WorkRows()
         groups, weights = list(GROUPS), list(GROUPS.values())
         for i in range(1, count + 1):
             key = "it_service" if i % 3 else "equipment_repair"
             element_id, name, form_key, prefix = PROCESSES[key]
             created = now - timedelta(minutes=rng.randint(10, 14 * 24 * 60))
-            number = f"{prefix}-{created:%Y%m%d}-{i:05d}"
             east = rng.random() < 0.5
-            instances.append(
-                {
-                    "id": i,
-                    "definition_id": definitions[key],
-                    "process_key": key,
-                    "business_key": number,
-                    "ticket_id": i,
-                    "status": "running",
-                    "state": "{}",
-                    "state_format": "bench",
-                    "version": 1,
-                    "started_at": created,
-                    "updated_at": created,
-                }
-            )
-            tickets.append(
-                {
-                    "id": i,
-                    "number": number,
-                    "process_key": key,
-                    "title": f"压测工单 {i} 网络设备故障",
-                    "description": "",
-                    "status": "in_progress",
-                    "priority": rng.choices(PRIORITIES, weights=(1, 3, 5, 2))[0],
-                    "category": "",
-                    "region": "beijing",
-                    "custom_fields": {},
-                    "department_id": departments["east" if east else "west"],
-                    "requester_id": requesters["req0" if east else "req1"],
-                    "process_instance_id": i,
-                    "created_at": created,
-                    "updated_at": created,
-                }
-            )
+            # Drawn in the order of the loads before WorkRows: the same data for a seed.
+            priority = rng.choices(PRIORITIES, weights=(1, 3, 5, 2))[0]
             group = rng.choices(groups, weights=weights)[0]
             roll = rng.random()
             if roll < 0.2:
@@ -162,11 +129,22 @@ def populate(app, count: int) -> None:
             else:
                 due = None
             task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            tasks.append(
-                {
+            work.add(
+                i=i,
+                definition_id=definitions[key],
+                key=key,
+                number=f"{prefix}-{created:%Y%m%d}-{i:05d}",
+                created=created,
+                ticket={
+                    "title": f"压测工单 {i} 网络设备故障",
+                    "priority": priority,
+                    "category": "",
+                    "region": "beijing",
+                    "department_id": departments["east" if east else "west"],
+                    "requester_id": requesters["req0" if east else "req1"],
+                },
+                task={
                     "id": task_id,
-                    "instance_id": i,
-                    "ticket_id": i,
                     "element_id": element_id,
                     "name": name,
                     "form_key": form_key,
@@ -175,17 +153,10 @@ def populate(app, count: int) -> None:
                     ),
                     "due_at": due,
                     "status": "open",
-                    "created_at": created,
-                }
+                },
+                group=group,
             )
-            candidates.append({"task_id": task_id, "kind": "group", "value": group})
-        for model, rows in (
-            (ProcessInstance, instances),
-            (Ticket, tickets),
-            (HumanTask, tasks),
-            (HumanTaskCandidate, candidates),
-        ):
-            db.session.execute(sa.insert(model), rows)
+        work.insert(db.session)
         db.session.commit()
         if db.engine.dialect.name == "postgresql":
             db.session.execute(sa.text("ANALYZE"))
