@@ -38,10 +38,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade
-from workrows import WorkRows
+from common import WorkRows, bench_app, scratch_database
 
-from app import create_app, engine
+from app import engine
 from app.auth.models import Group, Skill, User, UserSkill, group_member
 from app.auth.org_service import create_group, create_skill
 from app.auth.service import create_user, hash_password
@@ -69,16 +68,8 @@ SHANGHAI = (31.2304, 121.4737)
 
 
 def build(url: str):
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "SECRET_KEY": "bench",
-            "ARGON2_TIME_COST": 1,
-            "ARGON2_MEMORY_COST": 64,
-        }
-    )
+    app = bench_app(url)
     with app.app_context():
-        upgrade()
         for code, name in (("network", "网络组"), ("service_desk", "服务台"), ("field", "外勤组")):
             create_group(db_session=db.session, code=code, name=name)
         create_skill(db_session=db.session, code="network", name="网络")
@@ -415,18 +406,8 @@ def main() -> None:
             run(f"sqlite:///{folder}/bench.sqlite3", "SQLite", args.engineers, args.profile)
 
     if args.postgres:
-        name = "paidan_bench_dispatch"
-        admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            url = sa.engine.make_url(args.postgres).set(database=name).render_as_string(False)
+        with scratch_database(args.postgres, "paidan_bench_dispatch") as url:
             run(url, "PostgreSQL", args.engineers, args.profile)
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
 
 
 if __name__ == "__main__":

@@ -13,19 +13,16 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from statistics import median
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade
+from common import bench_app, scratch_database
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from app import create_app, engine
+from app import engine
 from app.auth.org_service import create_group
 from app.auth.service import create_user
 from app.demo import deploy_shipped
@@ -62,9 +59,8 @@ STEPS = [
 
 
 def build(url: str):
-    app = create_app({"DATABASE_URL": url, "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 64})
+    app = bench_app(url)
     with app.app_context():
-        upgrade()
         create_group(db_session=db.session, code="service_desk", name="服务台")
         lead = create_user(
             db_session=db.session, username="lead", password="bench-pass", role="handler"
@@ -146,22 +142,13 @@ def main() -> None:
         )
 
     if args.postgres:
-        name = f"paidan_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            url = sa.engine.make_url(args.postgres).set(database=name).render_as_string(False)
+        with scratch_database(args.postgres, "paidan_bench_engine") as url:
             pg_app = build(url)
             pg_rate = median(persisted(pg_app, args.instances) for _ in range(3))
             print(
                 f"persisted, PostgreSQL:             {pg_rate:8.1f} instances/s  "
                 f"= {pg_rate / memory_rate:6.1%} of in memory"
             )
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
     print(
         f"(median of 3 rounds of {args.instances} instances of it_service, "
         "3 user tasks + DMN + gateways each; "

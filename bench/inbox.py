@@ -26,10 +26,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade
-from workrows import WorkRows
+from common import WorkRows, bench_app, scratch_database
 
-from app import create_app, engine
+from app import engine
 from app.auth.org_service import create_department, create_group
 from app.auth.service import create_user
 from app.demo import deploy_shipped
@@ -53,16 +52,8 @@ VIEWERS = [
 
 
 def build(url: str):
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "SECRET_KEY": "bench",
-            "ARGON2_TIME_COST": 1,
-            "ARGON2_MEMORY_COST": 64,
-        }
-    )
+    app = bench_app(url)
     with app.app_context():
-        upgrade()
         create_department(db_session=db.session, code="east", name="华东")
         create_department(db_session=db.session, code="west", name="西部")
         for code in GROUPS:
@@ -220,21 +211,11 @@ def main() -> None:
         run(build(f"sqlite:///{folder}/bench.sqlite3"), "SQLite", args.tasks)
 
     if args.postgres:
-        name = "paidan_bench_inbox"
-        admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            url = sa.engine.make_url(args.postgres).set(database=name).render_as_string(False)
+        with scratch_database(args.postgres, "paidan_bench_inbox") as url:
             pg_app = build(url)
             run(pg_app, "PostgreSQL", args.tasks)
             with pg_app.app_context():
                 db.engine.dispose()
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
     print(f"(server side, Flask test client, {REQUESTS} requests per line; goal: under 300 ms)")
 
 
