@@ -131,6 +131,10 @@ def test_the_engineers_task_leads_to_the_site_page_of_its_device(pages, db_sessi
     done = pages("fac1").get(f"/tasks/{onsite.id}")
     assert done.status_code == 200
     assert "data-device" in done.text and "data-site-link" not in done.text
+    # The requester's acceptance of the same repair is theirs, but not work on site.
+    acceptance = flow.task("task_acceptance")
+    theirs = pages("alice").get(f"/tasks/{acceptance.id}")
+    assert theirs.status_code == 200 and "data-site-link" not in theirs.text
 
 
 def test_a_check_in_stores_the_position_and_the_distance_to_the_device(pages, db_session, located):
