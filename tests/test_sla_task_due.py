@@ -47,16 +47,22 @@ def deadline(flow, kind: str) -> datetime:
     return datetime.fromisoformat(found["deadline"])
 
 
+def triaged_at_thursday_9(db_session, title: str):
+    """An IT work order in Beijing, triaged to the network group on Thursday 09:00."""
+    with at(THURSDAY_9):
+        flow = it_ticket(db_session, title=title, region="beijing")
+        flow.do(
+            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
+        )
+    return flow
+
+
 def test_the_handling_task_is_due_at_the_resolution_deadline_not_the_wall_clock_hours(
     db_session,
     workday,  # noqa: F811
 ):
     policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
-    with at(THURSDAY_9):
-        flow = it_ticket(db_session, title="打印机无法联网", region="beijing")
-        flow.do(
-            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
-        )
+    flow = triaged_at_thursday_9(db_session, "打印机无法联网")
     # Triage was the first response; 8 working hours with the lunch break end at 18:00.
     due = THURSDAY_9 + timedelta(hours=9)
     assert deadline(flow, "resolution") == due
@@ -66,11 +72,7 @@ def test_the_handling_task_is_due_at_the_resolution_deadline_not_the_wall_clock_
 
 
 def test_without_a_policy_the_task_keeps_the_due_date_of_its_expression(db_session, workday):  # noqa: F811
-    with at(THURSDAY_9):
-        flow = it_ticket(db_session, title="没有策略", region="beijing")
-        flow.do(
-            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
-        )
+    flow = triaged_at_thursday_9(db_session, "没有策略")
     hours = flow.data()["sla_hours"]
     assert flow.task("task_handle").due_at == THURSDAY_9 + timedelta(hours=hours)
 
@@ -94,11 +96,7 @@ def test_a_task_marked_sla_due_own_keeps_the_due_date_of_its_expression(
     ]
     engine.deploy(db_session=db_session, files=files, actor="admin")
     policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
-    with at(THURSDAY_9):
-        flow = it_ticket(db_session, title="打印机无法联网", region="beijing")
-        flow.do(
-            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
-        )
+    flow = triaged_at_thursday_9(db_session, "打印机无法联网")
     hours = flow.data()["sla_hours"]
     assert flow.task("task_handle").due_at == THURSDAY_9 + timedelta(hours=hours)
     assert timers(flow) == {"timer_it_sla": THURSDAY_9 + timedelta(hours=9)}, "still the SLA"
@@ -185,11 +183,7 @@ def test_a_closure_entered_later_moves_the_running_deadline_its_timer_and_the_ta
     as_user,
 ):
     policy(db_session, workday, "IT 两天", process_key="it_service", resolution_minutes=960)
-    with at(THURSDAY_9):
-        flow = it_ticket(db_session, title="两天内修好", region="beijing")
-        flow.do(
-            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
-        )
+    flow = triaged_at_thursday_9(db_session, "两天内修好")
     friday_18 = FRIDAY_10 + timedelta(hours=8)
     assert deadline(flow, "resolution") == friday_18
     admin = as_user("admin")
@@ -221,11 +215,7 @@ def test_new_working_hours_move_the_running_deadline(
     as_user,
 ):
     policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
-    with at(THURSDAY_9):
-        flow = it_ticket(db_session, title="改了作息", region="beijing")
-        flow.do(
-            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
-        )
+    flow = triaged_at_thursday_9(db_session, "改了作息")
     assert deadline(flow, "resolution") == THURSDAY_9 + timedelta(hours=9)
     week = {str(day): [["09:00", "17:00"]] for day in range(5)}  # no lunch break, out at 17:00
     with at(THURSDAY_9 + timedelta(minutes=30)):
