@@ -27,7 +27,7 @@ from app.dispatch.work import groups_of, job_of, process_data
 from app.engine.models import HumanTask
 from app.errors import InvalidInput
 from app.forms.validation import fields, validate
-from app.sla.clock import NEVER, clocks_of
+from app.sla.clock import NEVER, clocks_by_kind
 from app.sla.task_due import clock_due
 from app.tickets.models import Ticket
 from app.timeutil import utcnow
@@ -81,8 +81,7 @@ def next_task_due(db_session: Session, ticket: Ticket, data: dict, now: datetime
     """The due time the engineer's task will get: the SLA clock's (sla.task_due: the arrival
     deadline while nobody has responded, else the resolution deadline; none while the clock is
     paused), or without clocks (or with a deadline still unknown) `sla_hours` from now."""
-    clocks = {clock.kind: clock for clock in clocks_of(db_session, ticket.id)}
-    due = clock_due(clocks)
+    due = clock_due(clocks_by_kind(db_session, ticket.id))
     if due is not None:
         return None if due == NEVER else due
     hours = data.get("sla_hours")

@@ -25,7 +25,7 @@ from app.engine.lint import camunda_properties
 from app.engine.models import ProcessDefinition, ProcessInstance, Timer
 from app.engine.parser import NS, load_xml
 from app.sla import missing_years, task_due
-from app.sla.clock import MISSING_YEARS, TIMERS_PENDING, clocks_of, note_change, timer_due
+from app.sla.clock import MISSING_YEARS, TIMERS_PENDING, clocks_by_kind, note_change, timer_due
 from app.sla.sla_models import CLOCK_KINDS
 from app.tickets.models import Ticket
 from app.timeutil import utcnow
@@ -155,7 +155,7 @@ def move_timers_of(db_session: Session, ticket_id: int, now: datetime, kinds=CLO
     due_tasks = task_due.due_date_tasks(instance.definition)
     if not timers and not due_tasks:
         return 0
-    clocks = {clock.kind: clock for clock in clocks_of(db_session, ticket_id)}
+    clocks = clocks_by_kind(db_session, ticket_id)
     if not clocks:
         return 0
     moved = _move_timers(db_session, instance, timers, clocks, now) if timers else 0

@@ -44,6 +44,11 @@ TIMERS_PENDING = "sla_timers_pending"
 MISSING_YEARS = "sla_missing_years"
 
 
+def clocks_by_kind(db_session: Session, ticket_id: int) -> dict[str, SlaClock]:
+    """The ticket's clocks by kind (response, resolution)."""
+    return {clock.kind: clock for clock in clocks_of(db_session, ticket_id)}
+
+
 def clocks_of(db_session: Session, ticket_id: int) -> list[SlaClock]:
     """The ticket's clocks, response first."""
     clocks = db_session.scalars(
@@ -312,7 +317,7 @@ def timer_due(
         return NEVER  # unknown: it must not fire on a guess; follow_calendars moves it later
     if reached:
         return due
-    if clock.stopped_at is not None or _open_interval(clock).state == "paused":
+    if clock.stopped_at is not None or is_paused(clock):
         return NEVER
     return due
 
@@ -327,8 +332,7 @@ def _settle(clock: SlaClock, now: datetime, calendar=None) -> None:
         clock.deadline = clock.breached_at = None
         note_missing_year(object_session(clock), missing.year, clock.calendar_id)
         return
-    paused = clock.stopped_at is None and _open_interval(clock).state == "paused"
-    clock.deadline = None if paused and not reached else deadline
+    clock.deadline = None if is_paused(clock) and not reached else deadline
     clock.breached_at = deadline if reached else None
 
 

@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.attachments.models import Attachment
 from app.auth.models import Group, User
-from app.engine.models import HumanTask, ProcessDefinition, ProcessEvent, Timer
+from app.engine.models import HumanTask, ProcessDefinition, ProcessEvent, Timer, is_held
 from app.i18n import pick
 from app.site.models import CheckIn
-from app.sla.clock import NEVER
 from app.sla.shown import held_notes
 from app.tickets.models import Satisfaction, Ticket, TicketNote
 from app.timeutil import utcnow
@@ -327,7 +326,7 @@ def sla_clock(
             name = (elements.get(timer.element_id) or {}).get("name") or timer.element_id
             deadline = _deadline(pick(name), timer.due_at, "timer", now, timer.element_id)
             deadlines.append(deadline)
-    held = [deadline for deadline in deadlines if deadline.due_at >= NEVER]
+    held = [deadline for deadline in deadlines if is_held(deadline.due_at)]
     if held:
         notes = held_notes(db_session, ticket.id, definition)
         for deadline in held:
