@@ -157,16 +157,18 @@ def dispatch_to(
     mode: str,
     decided_by: str | None,
     reason: str | None = None,
+    event_type: str = "task_dispatched",
 ) -> DispatchDecision:
-    """Give the (locked) task to ``username`` as a dispatch, and store the decision: the
-    decision's row, the task's new assignee and its history row are one statement where the
-    database allows it (engine.reassign_task_with)."""
+    """Give the (locked) task to ``username`` as a dispatch (or, with ``event_type``
+    task_claimed, a grab from the pool), and store the decision: the decision's row, the
+    task's new assignee and its history row are one statement where the database allows it
+    (engine.reassign_task_with)."""
     decision = _decision(rec, task, mode, username, decided_by, reason)
     values = {f"d_{column.key}": getattr(decision, column.key) for column in _COLUMNS}
     written = reassign_task_with(
         db_session=db_session,
         task=task,
-        event_type="task_dispatched",
+        event_type=event_type,
         assignee=username,
         reason=reason,
         actor=decided_by,

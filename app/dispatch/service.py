@@ -20,7 +20,7 @@ from app.audit.service import record
 from app.auth.access import my_task_condition
 from app.auth.models import User
 from app.auth.service import find_user
-from app.dispatch.decisions import Recommendation, dispatch_to, rank_task, save_decision
+from app.dispatch.decisions import Recommendation, dispatch_to, rank_task
 from app.dispatch.models import DispatchDecision, EngineerProfile
 from app.dispatch.people import Position, load_candidates
 from app.dispatch.people import position_of as _position_of
@@ -33,7 +33,7 @@ from app.dispatch.work import (
     settings_for,
     started,
 )
-from app.engine import lock_task, lock_task_with_data, reassign_task
+from app.engine import assignment, lock_task, lock_task_with_data
 from app.engine.models import HumanTask, HumanTaskCandidate
 from app.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from app.inbox.service import get_visible_task
@@ -299,17 +299,17 @@ def grab(*, db_session: Session, user: User, task_id: str) -> HumanTask:
             f"任务 {task.name} 不是派给你所在组的",
             f"task {task.name} is not offered to your groups",
         )
-    before, after = reassign_task(
-        db_session=db_session,
-        task=task,
+    before = assignment(task)
+    decision = dispatch_to(
+        db_session,
+        rec,
+        task,
+        user.username,
+        mode="pool",
+        decided_by=user.username,
         event_type="task_claimed",
-        assignee=user.username,
-        actor=user.username,
     )
-    decision = save_decision(
-        db_session, rec, task, mode="pool", chosen=user.username, decided_by=user.username
-    )
-    db_session.flush()
+    after = assignment(task)
     record(
         db_session=db_session,
         action="task.grab",
