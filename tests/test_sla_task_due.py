@@ -14,7 +14,6 @@ from app.dispatch.stepchoice import rank_step
 from app.sla import clock as sla_clock
 from app.sla.clock import NEVER
 from tests.conftest import ROOT, SHANGHAI
-from tests.test_it_service import FORWARD, it_ticket
 from tests.test_sla_bpmn_timer import (  # noqa: F401 - the workday fixture
     THURSDAY_9,
     at,
@@ -23,6 +22,7 @@ from tests.test_sla_bpmn_timer import (  # noqa: F401 - the workday fixture
     timers,
     workday,
 )
+from tests.test_sla_unknown_deadline import triaged
 
 FRIDAY_10 = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
 IT_SERVICE = (ROOT / "processes" / "it_service.bpmn").read_text("utf-8")
@@ -47,22 +47,12 @@ def deadline(flow, kind: str) -> datetime:
     return datetime.fromisoformat(found["deadline"])
 
 
-def triaged_at_thursday_9(db_session, title: str):
-    """An IT work order in Beijing, triaged to the network group on Thursday 09:00."""
-    with at(THURSDAY_9):
-        flow = it_ticket(db_session, title=title, region="beijing")
-        flow.do(
-            "task_triage", "desk", category="network", priority="P3", region="beijing", **FORWARD
-        )
-    return flow
-
-
 def test_the_handling_task_is_due_at_the_resolution_deadline_not_the_wall_clock_hours(
     db_session,
     workday,  # noqa: F811
 ):
     policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
-    flow = triaged_at_thursday_9(db_session, "打印机无法联网")
+    flow = triaged(db_session, "打印机无法联网", THURSDAY_9)
     # Triage was the first response; 8 working hours with the lunch break end at 18:00.
     due = THURSDAY_9 + timedelta(hours=9)
     assert deadline(flow, "resolution") == due
@@ -72,7 +62,7 @@ def test_the_handling_task_is_due_at_the_resolution_deadline_not_the_wall_clock_
 
 
 def test_without_a_policy_the_task_keeps_the_due_date_of_its_expression(db_session, workday):  # noqa: F811
-    flow = triaged_at_thursday_9(db_session, "没有策略")
+    flow = triaged(db_session, "没有策略", THURSDAY_9)
     hours = flow.data()["sla_hours"]
     assert flow.task("task_handle").due_at == THURSDAY_9 + timedelta(hours=hours)
 
@@ -96,7 +86,7 @@ def test_a_task_marked_sla_due_own_keeps_the_due_date_of_its_expression(
     ]
     engine.deploy(db_session=db_session, files=files, actor="admin")
     policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
-    flow = triaged_at_thursday_9(db_session, "打印机无法联网")
+    flow = triaged(db_session, "打印机无法联网", THURSDAY_9)
     hours = flow.data()["sla_hours"]
     assert flow.task("task_handle").due_at == THURSDAY_9 + timedelta(hours=hours)
     assert timers(flow) == {"timer_it_sla": THURSDAY_9 + timedelta(hours=9)}, "still the SLA"
@@ -183,7 +173,7 @@ def test_a_closure_entered_later_moves_the_running_deadline_its_timer_and_the_ta
     as_user,
 ):
     policy(db_session, workday, "IT 两天", process_key="it_service", resolution_minutes=960)
-    flow = triaged_at_thursday_9(db_session, "两天内修好")
+    flow = triaged(db_session, "两天内修好", THURSDAY_9)
     friday_18 = FRIDAY_10 + timedelta(hours=8)
     assert deadline(flow, "resolution") == friday_18
     admin = as_user("admin")
@@ -215,7 +205,7 @@ def test_new_working_hours_move_the_running_deadline(
     as_user,
 ):
     policy(db_session, workday, "IT 标准", process_key="it_service", resolution_minutes=480)
-    flow = triaged_at_thursday_9(db_session, "改了作息")
+    flow = triaged(db_session, "改了作息", THURSDAY_9)
     assert deadline(flow, "resolution") == THURSDAY_9 + timedelta(hours=9)
     week = {str(day): [["09:00", "17:00"]] for day in range(5)}  # no lunch break, out at 17:00
     with at(THURSDAY_9 + timedelta(minutes=30)):
